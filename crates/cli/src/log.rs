@@ -1,0 +1,62 @@
+//! The runtime's log: runc's `--log FILE --log-format text|json`.
+//!
+//! JSON lines are shaped as runc writes them (`{"level":"error","msg":"…","time":"…"}`),
+//! because the tools that drive an OCI runtime read that file back for the reason of a
+//! failure. Nothing is logged when nothing goes wrong.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where errors are written besides stderr.
+#[derive(Debug)]
+pub struct RuntimeLog {
+    file: Option<File>,
+    format: LogFormat,
+}
+
+impl RuntimeLog {
+    /// Opens `path` for appending (created 0600), or logs nowhere but stderr.
+    pub fn open(path: Option<&Path>, format: LogFormat) -> std::io::Result<Self> {
+        let file = match path {
+            Some(p) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                Some(
+                    OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_CLOEXEC)
+                        .open(p)?,
+                )
+            }
+            None => None,
+        };
+        Ok(Self { file, format })
+    }
+
+    /// Records an error: always on stderr, and in the log file if there is one.
+    pub fn error(&mut self, message: &str) {
+        eprintln!("moor: {message}");
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let line = match self.format {
+            LogFormat::Json => {
+                serde_json::json!({"level": "error", "msg": message, "time": time}).to_string()
+            }
+            LogFormat::Text => format!("time=\"{time}\" level=error msg={message:?}"),
+        };
+        let _ = writeln!(file, "{line}");
+    }
+}
