@@ -7,19 +7,32 @@
 //! open and rewrite it once it is no longer running — the host's `moor`, replaced.
 //!
 //! Before entering any container the runtime therefore makes sure that the file its
-//! `/proc/self/exe` names cannot be written through that link: either the binary sits
-//! on a read-only mount (an appliance's `/usr`, usually), or the runtime re-executes
-//! itself from a sealed in-memory copy (`memfd` with write, grow, shrink and seal seals),
-//! as runc does. The copy costs one `sendfile` of the binary and one `execve`.
+//! `/proc/self/exe` names cannot be written through that link:
+//!
+//! 1. the binary already sits on a read-only mount (an appliance's `/usr`, usually), or
+//!    is a sealed memfd: nothing to do;
+//! 2. otherwise the runtime re-executes itself from a copy under [`EXE_CACHE`] that is
+//!    bind-mounted read-only onto itself (made once per binary, keyed by the binary's
+//!    device, inode, modification time and size): one `execve` per verb;
+//! 3. if that copy cannot be made, from a sealed in-memory copy (`memfd` with write,
+//!    grow, shrink and seal seals), as runc does: a copy of the whole binary and an
+//!    `execve` per verb, about 3 ms here, which is why it is only the fallback.
 
 use std::ffi::{CString, OsString};
-use std::fs::File;
+use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
 
 use crate::error::RuntimeError;
 use crate::sys;
+
+/// Where read-only copies of the binary are kept (tmpfs on a normal host).
+pub const EXE_CACHE: &str = "/run/moor/exe";
 
 const SEALS: libc::c_int =
     libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -46,6 +59,91 @@ pub fn ensure_protected() -> Result<(), RuntimeError> {
     if is_protected(&exe).map_err(fail("inspect /proc/self/exe"))? {
         return Ok(());
     }
+    let (args, env) = command_line()?;
+    if let Ok(copy) = read_only_copy(&exe, Path::new(EXE_CACHE)) {
+        let path = CString::new(copy.as_os_str().as_bytes())
+            .map_err(|_| fail("name the copy")(io::Error::from(io::ErrorKind::InvalidInput)))?;
+        // Returns only if the copy cannot be executed; the memfd is the fallback.
+        let _ = nix::unistd::execve(&path, &args, &env);
+    }
+    exec_sealed_memfd(&exe, &args, &env)
+}
+
+fn command_line() -> Result<(Vec<CString>, Vec<CString>), RuntimeError> {
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a: OsString| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| fail("pass arguments")(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|_| fail("pass environment")(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    Ok((args, env))
+}
+
+/// The read-only copy of `exe` under `cache`, made if missing.
+pub fn read_only_copy(exe: &File, cache: &Path) -> io::Result<PathBuf> {
+    let meta = exe.metadata()?;
+    let name = format!(
+        "moor-{:x}-{:x}-{}.{}-{}",
+        meta.dev(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.len()
+    );
+    let path = cache.join(name);
+    if let Ok(existing) = File::open(&path)
+        && existing.metadata()?.len() == meta.len()
+        && is_protected(&existing)?
+    {
+        return Ok(path);
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(cache)?;
+    if !path.exists() {
+        let tmp = cache.join(format!(".copy-{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o500)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)?;
+        let mut src = exe.try_clone()?;
+        io::copy(&mut src, &mut out)?;
+        drop(out);
+        fs::rename(&tmp, &path)?;
+    }
+    mount(
+        Some(&path),
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    mount(
+        None::<&str>,
+        &path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )?;
+    let check = File::open(&path)?;
+    if check.metadata()?.len() != meta.len() || !is_protected(&check)? {
+        return Err(io::Error::other("copy is not on a read-only mount"));
+    }
+    Ok(path)
+}
+
+fn exec_sealed_memfd(exe: &File, args: &[CString], env: &[CString]) -> Result<(), RuntimeError> {
     let len = exe.metadata().map_err(fail("stat /proc/self/exe"))?.len();
     // SAFETY: memfd_create with a valid C string name and flags.
     let raw = unsafe {
@@ -73,14 +171,15 @@ pub fn ensure_protected() -> Result<(), RuntimeError> {
     // SAFETY: memfd_create returned a new descriptor we own.
     let memfd = unsafe { OwnedFd::from_raw_fd(memfd) };
     let mut copied: u64 = 0;
+    let mut offset: libc::off_t = 0;
     while copied < len {
-        // SAFETY: sendfile between two open descriptors with a null offset (uses and
-        // advances the source's file position).
+        // SAFETY: sendfile between two open descriptors, reading from `offset` (which it
+        // advances) and leaving the source's own position alone.
         let n = unsafe {
             libc::sendfile(
                 memfd.as_raw_fd(),
                 exe.as_raw_fd(),
-                std::ptr::null_mut(),
+                &mut offset,
                 (len - copied) as usize,
             )
         };
@@ -96,22 +195,9 @@ pub fn ensure_protected() -> Result<(), RuntimeError> {
     if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
         return Err(fail("seal the copy")(io::Error::last_os_error()));
     }
-    let args: Vec<CString> = std::env::args_os()
-        .map(|a: OsString| CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| fail("pass arguments")(io::Error::from(io::ErrorKind::InvalidInput)))?;
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.as_bytes().to_vec();
-            kv.push(b'=');
-            kv.extend_from_slice(v.as_bytes());
-            CString::new(kv)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|_| fail("pass environment")(io::Error::from(io::ErrorKind::InvalidInput)))?;
     Err(fail("execute the sealed copy")(sys::execveat_fd(
         memfd.as_fd(),
-        &args,
-        &env,
+        args,
+        env,
     )))
 }

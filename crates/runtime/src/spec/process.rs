@@ -163,13 +163,28 @@ fn rlimits(p: &Process, prefix: &str) -> Result<Vec<Rlimit>, FieldError> {
 }
 
 fn capabilities(caps: &LinuxCapabilities, base: &str) -> Result<Capabilities, FieldError> {
-    Ok(Capabilities {
+    let sets = Capabilities {
         bounding: mask(caps.bounding(), &join(base, "bounding"))?,
         effective: mask(caps.effective(), &join(base, "effective"))?,
         inheritable: mask(caps.inheritable(), &join(base, "inheritable"))?,
         permitted: mask(caps.permitted(), &join(base, "permitted"))?,
         ambient: mask(caps.ambient(), &join(base, "ambient"))?,
-    })
+    };
+    // The kernel only lets a capability be ambient if it is permitted and inheritable.
+    // runc drops the others silently; saying which is wrong is kinder than a container
+    // that runs with fewer capabilities than its configuration lists.
+    let stray = sets.ambient & !(sets.permitted & sets.inheritable);
+    if stray != 0 {
+        let number = stray.trailing_zeros() as u8;
+        return Err(FieldError::new(
+            &join(base, "ambient"),
+            Problem::Invalid {
+                expected: "ambient capabilities that are also in permitted and inheritable".into(),
+                found: crate::config::capability_name(number),
+            },
+        ));
+    }
+    Ok(sets)
 }
 
 fn mask(set: &Option<OciCapabilities>, field: &str) -> Result<u64, FieldError> {
@@ -191,4 +206,29 @@ fn mask(set: &Option<OciCapabilities>, field: &str) -> Result<u64, FieldError> {
         bits |= 1u64 << number;
     }
     Ok(bits)
+}
+
+#[cfg(test)]
+mod ambient_tests {
+    use super::*;
+
+    fn caps(json: &str) -> Result<Capabilities, FieldError> {
+        let c: LinuxCapabilities = serde_json::from_str(json).expect("capabilities json");
+        capabilities(&c, "process.capabilities")
+    }
+
+    #[test]
+    fn ambient_capabilities_must_be_permitted_and_inheritable() {
+        let ok =
+            caps(r#"{"permitted":["CAP_KILL"],"inheritable":["CAP_KILL"],"ambient":["CAP_KILL"]}"#)
+                .expect("valid ambient set");
+        assert_eq!(ok.ambient, 1 << 5);
+        let err = caps(r#"{"permitted":["CAP_KILL"],"ambient":["CAP_KILL"]}"#)
+            .expect_err("ambient without inheritable");
+        let text = err.without_file().to_string();
+        assert!(
+            text.contains("process.capabilities.ambient") && text.contains("CAP_KILL"),
+            "{text}"
+        );
+    }
 }

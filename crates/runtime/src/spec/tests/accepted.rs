@@ -296,8 +296,7 @@ fn limits_sysctls_and_devices_are_converted() {
     config["process"]["oomScoreAdj"] = json!(-500);
     config["process"]["user"] =
         json!({"uid": 1000, "gid": 100, "additionalGids": [5, 6], "umask": 18});
-    config["process"]["capabilities"] =
-        json!({"ambient": ["net_raw"], "bounding": ["CAP_NET_RAW"]});
+    config["process"]["capabilities"] = json!({"ambient": ["net_raw"], "bounding": ["CAP_NET_RAW"], "permitted": ["CAP_NET_RAW"], "inheritable": ["CAP_NET_RAW"]});
     config["linux"]["cgroupsPath"] = json!("/moor/edge-1");
     config["linux"]["rootfsPropagation"] = json!("rslave");
     config["linux"]["sysctl"] = json!({
