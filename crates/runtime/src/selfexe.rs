@@ -9,14 +9,24 @@
 //! Before entering any container the runtime therefore makes sure that the file its
 //! `/proc/self/exe` names cannot be written through that link:
 //!
-//! 1. the binary already sits on a read-only mount (an appliance's `/usr`, usually), or
-//!    is a sealed memfd: nothing to do;
+//! 1. the binary already sits on a read-only mount (an appliance's `/usr`, usually): it
+//!    is used as it is (through the clone described below);
 //! 2. otherwise the runtime re-executes itself from a copy under [`EXE_CACHE`] that is
 //!    bind-mounted read-only onto itself (made once per binary, keyed by the binary's
 //!    device, inode, modification time and size): one `execve` per verb;
 //! 3. if that copy cannot be made, from a sealed in-memory copy (`memfd` with write,
 //!    grow, shrink and seal seals), as runc does: a copy of the whole binary and an
 //!    `execve` per verb, about 3 ms here, which is why it is only the fallback.
+//!
+//! Read-only is not enough for the promise that the runtime is never executed inside a
+//! container: `#!/proc/self/exe` would still run the (read-only) binary there. So the
+//! runtime executes the binary of 1 or 2 through a detached clone of its mount
+//! (`open_tree(OPEN_TREE_CLONE)`, a mount of its own that no namespace shows), and the
+//! new image makes that mount `noexec` as it starts, before any container exists; the
+//! sealed memfd of 3 gets mode 000 instead. The running image is unaffected (its pages
+//! are mapped already), but the kernel refuses any later `execve` of `/proc/self/exe`,
+//! including the one an image's script asks for. The descriptor of the clone crosses
+//! the `execve` under [`HANDOFF_VAR`].
 
 use std::ffi::{CString, OsString};
 use std::fs::{self, File};
@@ -27,6 +37,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
+use nix::sys::statvfs::FsFlags;
 
 use crate::error::RuntimeError;
 use crate::sys;
@@ -52,21 +63,125 @@ fn is_protected(exe: &File) -> io::Result<bool> {
     Ok(fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-/// Returns if the running binary is already protected; otherwise replaces the process
-/// with the same command run from a sealed copy (and only returns on failure).
+/// Returns if the running binary is protected and can no longer be executed through
+/// `/proc/self/exe`; otherwise replaces the process with the same command run from a
+/// protected copy (and only returns on failure).
 pub fn ensure_protected() -> Result<(), RuntimeError> {
     let exe = File::open("/proc/self/exe").map_err(fail("open /proc/self/exe"))?;
-    if is_protected(&exe).map_err(fail("inspect /proc/self/exe"))? {
-        return Ok(());
+    if let Some(handoff) = std::env::var_os(HANDOFF_VAR) {
+        // SAFETY: the runtime is single-threaded (see `container::launch`), so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::remove_var(HANDOFF_VAR) };
+        return forbid_exec_of_clone(&exe, &handoff);
+    }
+    if is_sealed_memfd(&exe) {
+        return forbid_exec_of_memfd(&exe);
     }
     let (args, env) = command_line()?;
-    if let Ok(copy) = read_only_copy(&exe, Path::new(EXE_CACHE)) {
-        let path = CString::new(copy.as_os_str().as_bytes())
-            .map_err(|_| fail("name the copy")(io::Error::from(io::ErrorKind::InvalidInput)))?;
-        // Returns only if the copy cannot be executed; the memfd is the fallback.
-        let _ = nix::unistd::execve(&path, &args, &env);
+    let source = if is_protected(&exe).map_err(fail("inspect /proc/self/exe"))? {
+        Some(PathBuf::from("/proc/self/exe"))
+    } else {
+        read_only_copy(&exe, Path::new(EXE_CACHE)).ok()
+    };
+    if let Some(source) = source {
+        // Returns only if the clone cannot be made or executed; the memfd is the
+        // fallback.
+        let _ = exec_detached_clone(&source, &args, &env);
     }
     exec_sealed_memfd(&exe, &args, &env)
+}
+
+/// Names the descriptor of the detached mount the previous image executed this one
+/// from; set only across that one `execve`.
+pub const HANDOFF_VAR: &str = "MOOR_SELF_EXE_MOUNT";
+
+fn is_sealed_memfd(exe: &File) -> bool {
+    // SAFETY: fcntl(F_GET_SEALS) on an open descriptor; EINVAL for non-memfd files.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & SEALS == SEALS
+}
+
+/// Executes `source` (a binary on a read-only mount) through a read-only clone of its
+/// mount, passing the clone's descriptor on under [`HANDOFF_VAR`]. Returns only on
+/// failure.
+fn exec_detached_clone(source: &Path, args: &[CString], env: &[CString]) -> io::Error {
+    let tree = match sys::open_tree(libc::AT_FDCWD, source, sys::OPEN_TREE_CLONE) {
+        Ok(tree) => tree,
+        Err(e) => return e,
+    };
+    let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID;
+    if let Err(e) = sys::mount_setattr(tree.as_fd(), false, attrs, 0, 0) {
+        return e;
+    }
+    // SAFETY: F_SETFD on our own descriptor: it must survive the execve.
+    if unsafe { libc::fcntl(tree.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
+        return io::Error::last_os_error();
+    }
+    let prefix = format!("{HANDOFF_VAR}=");
+    let mut env: Vec<CString> = env
+        .iter()
+        .filter(|kv| !kv.as_bytes().starts_with(prefix.as_bytes()))
+        .cloned()
+        .collect();
+    match CString::new(format!("{prefix}{}", tree.as_raw_fd())) {
+        Ok(kv) => env.push(kv),
+        Err(_) => return io::Error::from(io::ErrorKind::InvalidInput),
+    }
+    sys::execveat_fd(tree.as_fd(), args, &env)
+}
+
+/// In the image started by [`exec_detached_clone`]: makes the clone it runs from
+/// `noexec` and lets go of it, so that the kernel refuses to execute this binary again
+/// through `/proc/self/exe`. The running image keeps its mapped pages.
+fn forbid_exec_of_clone(exe: &File, handoff: &std::ffi::OsStr) -> Result<(), RuntimeError> {
+    let invalid =
+        || fail("take over the detached mount")(io::Error::from(io::ErrorKind::InvalidInput));
+    let fd: libc::c_int = handoff
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .filter(|fd| *fd > 2)
+        .ok_or_else(invalid)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a stat into the buffer or fails (EBADF for a closed number).
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(fail("take over the detached mount")(
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fstat succeeded, so the buffer is initialised.
+    let st = unsafe { st.assume_init() };
+    let meta = exe.metadata().map_err(fail("stat /proc/self/exe"))?;
+    if st.st_dev != meta.dev() || st.st_ino != meta.ino() {
+        return Err(invalid());
+    }
+    // SAFETY: the previous image opened this descriptor for us and passed it across the
+    // execve; it is the clone we run from (checked above) and nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC;
+    sys::mount_setattr(tree.as_fd(), false, attrs, 0, 0)
+        .map_err(fail("make the detached mount noexec"))?;
+    drop(tree);
+    let flags = nix::sys::statvfs::fstatvfs(exe)
+        .map_err(|e| fail("inspect /proc/self/exe")(io::Error::from(e)))?
+        .flags();
+    if !flags.contains(FsFlags::ST_RDONLY | FsFlags::ST_NOEXEC) {
+        return Err(fail("check the detached mount")(io::Error::other(
+            "the binary is not on a read-only, noexec mount",
+        )));
+    }
+    Ok(())
+}
+
+/// The sealed memfd's counterpart of [`forbid_exec_of_clone`]: mode 000 leaves no
+/// execute bit, which even `CAP_DAC_OVERRIDE` needs.
+fn forbid_exec_of_memfd(exe: &File) -> Result<(), RuntimeError> {
+    // SAFETY: fchmod on an open descriptor of our own binary (a memfd we own).
+    if unsafe { libc::fchmod(exe.as_raw_fd(), 0) } != 0 {
+        return Err(fail("make the sealed copy non-executable")(
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 fn command_line() -> Result<(Vec<CString>, Vec<CString>), RuntimeError> {
@@ -140,7 +255,39 @@ pub fn read_only_copy(exe: &File, cache: &Path) -> io::Result<PathBuf> {
     if check.metadata()?.len() != meta.len() || !is_protected(&check)? {
         return Err(io::Error::other("copy is not on a read-only mount"));
     }
+    prune(cache, &path);
     Ok(path)
+}
+
+/// How many copies to keep: the current binary's and a few before it (an upgrade in
+/// progress, a second installed version).
+const KEEP_COPIES: usize = 4;
+
+/// Detaches and removes all but the newest [`KEEP_COPIES`] copies. A process still
+/// running an old copy keeps it: a detached mount lives until its last user is gone.
+fn prune(cache: &Path, current: &Path) {
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    let mut copies: Vec<(i64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("moor-"))
+        .filter_map(|e| {
+            let ctime = e.metadata().ok()?.ctime();
+            Some((ctime, e.path()))
+        })
+        .filter(|(_, p)| p != current)
+        .collect();
+    copies.sort_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, old) in copies.into_iter().skip(KEEP_COPIES - 1) {
+        // Two first runs at once may have stacked two binds on one copy.
+        for _ in 0..8 {
+            if nix::mount::umount2(&old, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                break;
+            }
+        }
+        let _ = fs::remove_file(&old);
+    }
 }
 
 fn exec_sealed_memfd(exe: &File, args: &[CString], env: &[CString]) -> Result<(), RuntimeError> {

@@ -201,6 +201,29 @@ impl StateStore {
         })
     }
 
+    /// Removes the directory of a create that died before it wrote the state file (an
+    /// id would otherwise stay taken forever). Waits for the directory's lock first, so
+    /// a create still in progress is never disturbed.
+    pub fn remove_unfinished(&self, id: &str) -> Result<(), StateError> {
+        validate_id(id)?;
+        let path = self.root.join(id);
+        let _lock = match lock_dir(&path) {
+            Ok(lock) => lock,
+            Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if path.join("state.json").exists() {
+            return Ok(());
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove unfinished container directory", &path)(e)),
+        }
+    }
+
     /// Ids of every container with a state file, sorted.
     pub fn list(&self) -> Result<Vec<String>, StateError> {
         let entries = match fs::read_dir(&self.root) {
@@ -425,6 +448,24 @@ mod tests {
         assert_eq!(store.list().expect("list"), vec!["c1".to_string()]);
         store.open("c1").expect("open").remove().expect("remove");
         assert!(matches!(store.open("c1"), Err(StateError::NotFound { .. })));
+    }
+
+    #[test]
+    fn an_unfinished_create_can_be_removed_and_frees_its_id() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        let mut dir = store.reserve("half").expect("reserve");
+        dir.commit();
+        drop(dir); // as if the create died before writing state.json
+        assert!(matches!(
+            store.reserve("half"),
+            Err(StateError::IdInUse { .. })
+        ));
+        store.remove_unfinished("half").expect("remove");
+        store.reserve("half").expect("id free again");
+        store
+            .remove_unfinished("never-made")
+            .expect("nothing to remove is fine");
     }
 
     #[test]

@@ -210,10 +210,24 @@ pub fn main(args: RuntimeArgs) -> ExitCode {
     match dispatch(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            log.error(&format!("{e:#}"));
+            log.error(&describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined with `: `. The library's messages already include
+/// their source's text, so a cause whose text is already there is not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
@@ -264,6 +278,20 @@ fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(runtime::spec::SpecError::Read {
+            path: "/b/config.json".into(),
+            source: io,
+        });
+        let text = describe(&e);
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        let wrapped =
+            anyhow::Error::new(std::io::Error::other("disk on fire")).context("write state");
+        assert_eq!(describe(&wrapped), "write state: disk on fire");
+    }
 
     #[test]
     fn user_flag_takes_uid_and_optional_gid() {

@@ -8,7 +8,7 @@
 //!   clone3 ──────────────────────────────────► init::child_main
 //!   wait for R (or E: clean up, fail)  ◄──R───   set up, find program
 //!   state.json, pid file
-//!   create: exit                                 wait on fifo (start opens it)
+//!   create: send S, exit ────────────────────►   wait on fifo (start opens it)
 //!   run:    send S ──────────────────────────►   join cgroup, drop privileges, execve
 //!           wait for EOF (exec done) or E
 //!           --detach: exit; else forward signals, wait, clean up, exit with its code
@@ -284,6 +284,9 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
     };
 
     if how == Launch::Create {
+        // Recorded: the init may go on to wait at the exec fifo, and outlive us.
+        sync::send(parent_sock.as_fd(), &Message::Start)
+            .map_err(RuntimeError::io(id, "release the init"))?;
         dir.commit();
         guard.defuse();
         return Ok(0);

@@ -10,7 +10,7 @@
 //!   enter joined namespaces (by path, or the target container's for exec)
 //!   hostname, root filesystem, devices, terminal, masks, sysctls, pivot_root
 //!   find the program                                  --R--> parent (set-up done)
-//!   wait: exec fifo (create) or S from parent (run)
+//!   wait: S from parent (run: start; create: recorded), then (create) the exec fifo
 //!   join the cgroup  <- only now, so nothing of the runtime is charged to the container
 //!   rlimits, user, capabilities, no_new_privs, cwd check, close descriptors, execve
 //! ```
@@ -204,6 +204,15 @@ fn run(
     );
     // Die with the parent while setting up, so an interrupted create leaves nothing.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+    // A session of its own, as runc gives every container process: left in the caller's,
+    // a program without a terminal could open the caller's terminal through /dev/tty.
+    // With a terminal, `console::make_controlling` starts the session instead.
+    if !ctx.process.terminal {
+        nix::unistd::setsid().map_err(|e| SetupError::Credentials {
+            step: "start a new session",
+            source: e.into(),
+        })?;
+    }
 
     close_inherited(ctx).map_err(|source| SetupError::Credentials {
         step: "close inherited descriptors",
@@ -291,19 +300,17 @@ fn run(
     process::enter_cwd(&ctx.process.cwd)?;
     let program = process::find_program(ctx.process)?;
 
+    if matches!(ctx.mode, InitMode::Create { .. }) {
+        // A finished create must outlive the create command, which exits as soon as it
+        // has read `R` and recorded the container: cleared only after `R`, the death
+        // signal could kill the container first. An interrupted create still leaves
+        // nothing: until the parent says `S` (recorded), its exit ends the wait below.
+        let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
+    }
     sync::send(ctx.sync.as_fd(), &Message::Ready).map_err(|source| SetupError::Wait { source })?;
     ready_sent.set(true);
-    match &ctx.mode {
-        InitMode::Create { fifo } => {
-            // An interrupted create must not leave the container behind, but a finished
-            // one must outlive the create command.
-            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
-            let proc_fd = proc_fd.take().ok_or_else(|| SetupError::Wait {
-                source: io::Error::other("no proc instance"),
-            })?;
-            wait_fifo(&proc_fd, fifo)?;
-        }
-        InitMode::Run => match sync::recv(ctx.sync.as_fd()) {
+    if !matches!(ctx.mode, InitMode::Exec { .. }) {
+        match sync::recv(ctx.sync.as_fd()) {
             Ok(Message::Start) => {}
             Ok(other) => {
                 return Err(SetupError::Wait {
@@ -311,8 +318,13 @@ fn run(
                 });
             }
             Err(source) => return Err(SetupError::Wait { source }),
-        },
-        InitMode::Exec { .. } => {}
+        }
+    }
+    if let InitMode::Create { fifo } = &ctx.mode {
+        let proc_fd = proc_fd.take().ok_or_else(|| SetupError::Wait {
+            source: io::Error::other("no proc instance"),
+        })?;
+        wait_fifo(&proc_fd, fifo)?;
     }
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, 0, 0);
     drop(proc_fd);

@@ -1,13 +1,16 @@
 //! Building the container's root in its new mount namespace, then making it `/`.
 //!
 //! ```text
-//! / made rslave (or as rootfsPropagation says): nothing here reaches the host
+//! / made rslave (or as rootfsPropagation says, unbindable as private): nothing here
+//!   reaches the host
+//! the mount holding root.path made private         (shared only)
 //! root.path bound onto itself, opened as `root`   (every later path resolves under it)
 //! mounts, in order                                 (mounts::mount_one)
 //! /dev nodes and links, if /dev is a fresh tmpfs   (devices)
 //! pseudo-terminal, bound on /dev/console           (console)
 //! masked paths, read-only paths                    (mounts::mask, mounts::bind_self_with)
 //! pivot_root(root, root); detach the old root      (or MS_MOVE + chroot with --no-pivot)
+//! the new / given rootfsPropagation, if set
 //! / made read-only if root.readonly
 //! ```
 
@@ -39,18 +42,52 @@ fn io_step(step: &'static str) -> impl FnOnce(io::Error) -> SetupError {
     move |source| SetupError::Rootfs { step, source }
 }
 
+fn propagation_flag(propagation: Propagation) -> MsFlags {
+    match propagation {
+        Propagation::Slave => MsFlags::MS_SLAVE,
+        Propagation::Private => MsFlags::MS_PRIVATE,
+        Propagation::Shared => MsFlags::MS_SHARED,
+        Propagation::Unbindable => MsFlags::MS_UNBINDABLE,
+    }
+}
+
+/// Makes the mount holding `path` private: `path` itself if it is a mount point, else
+/// the nearest parent that is (mount(2) answers EINVAL for a path that is not one).
+fn make_holder_private(path: &Path) -> Result<(), SetupError> {
+    let mut at = path;
+    loop {
+        let err = match mount(
+            None::<&str>,
+            at,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match at.parent() {
+            Some(parent) if err == nix::Error::EINVAL => at = parent,
+            _ => return Err(step_err("make the mount holding the root private")(err)),
+        }
+    }
+}
+
 /// Everything up to (not including) the pivot. Returns the descriptor of the new root
 /// and the terminal, if the process asked for one.
 pub fn prepare(
     config: &ContainerConfig,
     cgroups: &[CgroupView],
 ) -> Result<(OwnedFd, Option<Pty>), SetupError> {
-    let propagation = match config.rootfs_propagation {
-        None | Some(Propagation::Slave) => MsFlags::MS_SLAVE,
-        Some(Propagation::Private) => MsFlags::MS_PRIVATE,
-        Some(Propagation::Shared) => MsFlags::MS_SHARED,
-        Some(Propagation::Unbindable) => MsFlags::MS_UNBINDABLE,
+    // Unbindable mounts cannot be the source of a bind, and the root, the cgroups and
+    // every bind mount are binds: until the pivot the tree is only private, and the new
+    // `/` is made unbindable afterwards.
+    let before_pivot = match config.rootfs_propagation {
+        None => Propagation::Slave,
+        Some(Propagation::Unbindable) => Propagation::Private,
+        Some(p) => p,
     };
+    let propagation = propagation_flag(before_pivot);
     mount(
         None::<&str>,
         "/",
@@ -59,6 +96,12 @@ pub fn prepare(
         None::<&str>,
     )
     .map_err(step_err("set propagation of /"))?;
+    // pivot_root refuses a new root whose parent mount is shared: make the mount holding
+    // the root private first, as runc does. It is this namespace's copy of that mount;
+    // the host's is not touched.
+    if config.rootfs_propagation == Some(Propagation::Shared) {
+        make_holder_private(&config.root)?;
+    }
     mount(
         Some(&config.root),
         &config.root,
@@ -192,6 +235,18 @@ pub fn pivot(root: OwnedFd, no_pivot: bool, config: &ContainerConfig) -> Result<
     nix::unistd::chdir("/").map_err(step_err("enter /"))?;
     drop(old_root);
     drop(root);
+    // The pivot needed the root private (shared) and binds needed it bindable
+    // (unbindable): give the container's `/` the propagation asked for only now.
+    if let Some(p) = config.rootfs_propagation {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            propagation_flag(p) | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(step_err("set propagation of the new /"))?;
+    }
     if config.root_readonly {
         let slash = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH, 0, 0)
             .map_err(io_step("open /"))?;

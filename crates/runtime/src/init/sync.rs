@@ -4,7 +4,7 @@
 //! ```text
 //! child  -> parent   R            set-up done, waiting to be started
 //! child  -> parent   E<message>   set-up failed (the child exits next)
-//! parent -> child    S            start (run only; create uses the exec fifo)
+//! parent -> child    S            start (run); recorded, wait at the exec fifo (create)
 //! ```
 //!
 //! The child's end is close-on-exec: when the user's program starts, the parent reads

@@ -177,7 +177,7 @@ fn capabilities(caps: &LinuxCapabilities, base: &str) -> Result<Capabilities, Fi
     if stray != 0 {
         let number = stray.trailing_zeros() as u8;
         return Err(FieldError::new(
-            &join(base, "ambient"),
+            join(base, "ambient"),
             Problem::Invalid {
                 expected: "ambient capabilities that are also in permitted and inheritable".into(),
                 found: crate::config::capability_name(number),
