@@ -59,6 +59,9 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
         ("ls-proc", []) => ls_proc(),
+        ("ls", [path]) => ls(path),
+        ("rdev", [path]) => rdev(path),
+        ("exe-hunt", [stop]) => crate::exe_hunt::run(stop),
         _ => usage(&format!("unknown probe or wrong arguments: {args:?}")),
     }
 }
@@ -269,5 +272,34 @@ fn ls_proc() -> i32 {
         );
     }
     emit("probe.ls-proc", pids.len().to_string());
+    0
+}
+
+/// The names in a directory, sorted: `probe.ls=COUNT` and `probe.ls.names=a,b`.
+fn ls(path: &str) -> i32 {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        failed => return outcome("ls", &failed),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort_unstable();
+    emit("probe.ls", names.len().to_string());
+    emit("probe.ls.names", names.join(","));
+    0
+}
+
+/// The device number of a node (following symlinks), keyed by its path so that several
+/// chain: `probe.rdev.PATH=MAJOR:MINOR` (`0:0` for anything but a device).
+fn rdev(path: &str) -> i32 {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        failed => return outcome(&format!("rdev.{path}"), &failed),
+    };
+    let dev = meta.rdev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    emit(format!("probe.rdev.{path}"), format!("{major}:{minor}"));
     0
 }

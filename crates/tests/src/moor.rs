@@ -161,6 +161,50 @@ impl Moor {
     }
 }
 
+impl Moor {
+    /// Runs a verb that leaves a container behind (`run --detach`, `create`). The
+    /// container inherits the command's stdout and stderr, which as pipes would stay open
+    /// as long as it runs; so they go to the files `<stem>.out` and `<stem>.err`, and the
+    /// returned [`Ran`] holds what they contain when the command has exited. Whatever the
+    /// container writes later is in the same files.
+    pub fn run_detached(&self, args: &[&str], stem: &Path) -> Ran {
+        let (out, err) = (stem.with_extension("out"), stem.with_extension("err"));
+        let file = |path: &Path| {
+            std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()))
+        };
+        let child = self
+            .command(args)
+            .stdout(file(&out))
+            .stderr(file(&err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        let mut ran = finish(child, &format!("moor {}", args.join(" ")));
+        ran.stdout = std::fs::read_to_string(&out).unwrap_or_default();
+        ran.stderr = std::fs::read_to_string(&err).unwrap_or_default();
+        ran
+    }
+}
+
+/// Like [`Moor::run_detached`], for a command the test has adjusted first (its working
+/// directory, say): stdout and stderr go to `<stem>.out` and `<stem>.err`, and the
+/// returned [`Ran`] holds what they contain when the command has exited.
+pub fn run_to_files(mut cmd: Command, stem: &Path) -> Ran {
+    let (out, err) = (stem.with_extension("out"), stem.with_extension("err"));
+    let file = |path: &Path| {
+        std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()))
+    };
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdout(file(&out))
+        .stderr(file(&err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let mut ran = finish(child, &what);
+    ran.stdout = std::fs::read_to_string(&out).unwrap_or_default();
+    ran.stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    ran
+}
+
 impl Drop for Moor {
     fn drop(&mut self) {
         if let Ok(entries) = std::fs::read_dir(&self.root) {
@@ -216,5 +260,33 @@ fn remove_cgroup_tree(dir: &Path) {
     let end = Instant::now() + Duration::from_secs(5);
     while std::fs::remove_dir(dir).is_err() && Instant::now() < end && dir.exists() {
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes the group at `group` (`/moor/<id>`, say) from every cgroup hierarchy, killing
+/// what is left in it: for tests whose containers get groups outside `moor-test/<prefix>`.
+pub fn remove_cgroup_everywhere(group: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let relative = group.strip_prefix("/").unwrap_or(group);
+    if relative.as_os_str().is_empty() {
+        return; // never a hierarchy's root
+    }
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if !matches!(fields.get(sep + 1), Some(&"cgroup") | Some(&"cgroup2")) {
+            continue;
+        }
+        let Some(mountpoint) = fields.get(4) else {
+            continue;
+        };
+        let dir = Path::new(mountpoint).join(relative);
+        if dir.exists() {
+            remove_cgroup_tree(&dir);
+        }
     }
 }
