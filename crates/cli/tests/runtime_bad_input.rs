@@ -480,7 +480,8 @@ fn containers_sharing_a_cgroups_path_can_all_be_deleted() {
         return;
     };
     // Both from one bundle, so both name the same linux.cgroupsPath: deleting the first
-    // removes the group the second was recorded with.
+    // kills everything in that group (the second's init is born in it) and removes the
+    // group the second was recorded with.
     let bundle = env.bundle("c", &["sleep", "1000"]);
     let (first, second) = (env.scratch.name("first"), env.scratch.name("second"));
     env.create(&bundle, &first);
@@ -488,7 +489,7 @@ fn containers_sharing_a_cgroups_path_can_all_be_deleted() {
     let pids = [env.pid(&first), env.pid(&second)];
     env.moor.ok(&["delete", &first]);
     assert!(host::cgroup_dirs(&env.group("c")).is_empty());
-    assert_eq!(env.moor.status(&second), "created");
+    assert_eq!(env.moor.status(&second), "stopped");
     env.moor.ok(&["delete", &second]);
     wait::wait_until("both inits to die", DEADLINE, || {
         pids.iter().all(|p| !host::alive(*p))

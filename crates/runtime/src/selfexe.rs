@@ -226,16 +226,26 @@ pub fn read_only_copy(exe: &File, cache: &Path) -> io::Result<PathBuf> {
     if !path.exists() {
         let tmp = cache.join(format!(".copy-{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o500)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)?;
-        let mut src = exe.try_clone()?;
-        io::copy(&mut src, &mut out)?;
-        drop(out);
-        fs::rename(&tmp, &path)?;
+        let copied = (|| {
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o500)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&tmp)?;
+            let mut src = exe.try_clone()?;
+            io::copy(&mut src, &mut out)?;
+            drop(out);
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&tmp);
+            // A concurrent first run may have won (the name is a mount point by now).
+            match File::open(&path) {
+                Ok(existing) if is_protected(&existing)? => return Ok(path),
+                _ => return Err(e),
+            }
+        }
     }
     mount(
         Some(&path),
@@ -269,8 +279,24 @@ fn prune(cache: &Path, current: &Path) {
     let Ok(entries) = fs::read_dir(cache) else {
         return;
     };
+    let entries: Vec<fs::DirEntry> = entries.flatten().collect();
+    for stale in entries
+        .iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".copy-"))
+    {
+        // A temporary of a run that died mid-copy; a live one is at most seconds old.
+        let old = stale
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() > 60);
+        if old {
+            let _ = fs::remove_file(stale.path());
+        }
+    }
     let mut copies: Vec<(i64, PathBuf)> = entries
-        .flatten()
+        .iter()
         .filter(|e| e.file_name().to_string_lossy().starts_with("moor-"))
         .filter_map(|e| {
             let ctime = e.metadata().ok()?.ctime();

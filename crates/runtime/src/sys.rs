@@ -62,6 +62,9 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// `CLONE_INTO_CGROUP`: the child starts in the cgroup2 group given in `cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// `CLONE_CLEAR_SIGHAND`: the child starts with every handler reset to default.
 pub const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
 
@@ -95,13 +98,14 @@ pub enum Forked {
 }
 
 /// `clone3` with fork semantics (the child continues on a copy of our stack), asking for a
-/// pidfd and `SIGCHLD` on exit.
+/// pidfd and `SIGCHLD` on exit; with `cgroup` (a cgroup2 directory), the child is born
+/// in that group (`CLONE_INTO_CGROUP`), which costs no migration.
 ///
 /// # Safety
 /// The calling process must be single-threaded: the child gets a copy of this thread
 /// only, so a lock held by another thread (the allocator's, say) would stay locked
 /// forever in the child. The runtime's verbs run on the main thread alone.
-pub unsafe fn clone3(flags: u64) -> io::Result<Forked> {
+pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -109,6 +113,10 @@ pub unsafe fn clone3(flags: u64) -> io::Result<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(group) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = group.as_raw_fd() as u64;
+    }
     // SAFETY: `args` is a valid clone_args of the size we pass; with no stack given the
     // kernel duplicates the caller as fork(2) does, which the caller vouched is safe.
     let ret = unsafe {

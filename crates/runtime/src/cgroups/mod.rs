@@ -71,7 +71,7 @@ pub use device_program::{BpfInsn, device_program};
 pub use error::{CgroupError, Result};
 pub use freezer::FreezerState;
 pub use group::{Cgroup, Member};
-pub use join::CgroupJoin;
+pub use join::{CgroupEntry, CgroupJoin};
 pub use layout::{CgroupLayout, CgroupMode, Hierarchy};
 pub use mounts::CgroupBind;
 pub use path::{DEFAULT_PARENT, OwnCgroups, cgroup_path};

@@ -111,7 +111,7 @@ pub fn exec(store: &StateStore, opts: &ExecOptions) -> Result<i32, RuntimeError>
     let process = build_process(opts, config.process.clone())?;
     let layout = CgroupLayout::detect()?;
     let cgroup = Cgroup::open(&layout, &stored.cgroup_path)?;
-    let join = cgroup.join_handle()?;
+    let crate::cgroups::CgroupEntry { birth, join } = cgroup.entry()?;
     let Some(pidfd) = stored
         .init
         .open()
@@ -164,8 +164,13 @@ pub fn exec(store: &StateStore, opts: &ExecOptions) -> Result<i32, RuntimeError>
         no_pivot: false,
     };
     // SAFETY: single-threaded, as for create.
-    let forked = unsafe { sys::clone3(sys::CLONE_CLEAR_SIGHAND) }
-        .map_err(RuntimeError::io(id, "clone the process"))?;
+    let forked = unsafe {
+        sys::clone3(
+            sys::CLONE_CLEAR_SIGHAND,
+            birth.as_ref().map(|fd| fd.as_fd()),
+        )
+    }
+    .map_err(RuntimeError::io(id, "clone the process"))?;
     let (pid, child) = match forked {
         sys::Forked::Child => {
             drop(parent_sock);

@@ -9,7 +9,7 @@
 //!   wait for R (or E: clean up, fail)  ◄──R───   set up, find program
 //!   state.json, pid file
 //!   create: send S, exit ────────────────────►   wait on fifo (start opens it)
-//!   run:    send S ──────────────────────────►   join cgroup, drop privileges, execve
+//!   run:    send S ──────────────────────────►   join late groups, drop privileges, execve
 //!           wait for EOF (exec done) or E
 //!           --detach: exit; else forward signals, wait, clean up, exit with its code
 //! ```
@@ -154,7 +154,7 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
         .extend(devices::default_rules(&config.devices));
     let cgroup = Cgroup::create(&layout, &cgroup_path, &resources)?;
     let guard = CgroupGuard(Some(&cgroup));
-    let join = cgroup.join_handle()?;
+    let crate::cgroups::CgroupEntry { birth, join } = cgroup.entry()?;
     let views: Vec<CgroupView> = cgroup
         .container_mounts()
         .into_iter()
@@ -230,7 +230,7 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
     };
     // SAFETY: the runtime's verbs run on a single thread (nothing in this crate or the
     // command line starts one), which is what fork semantics need.
-    let forked = unsafe { sys::clone3(flags) }
+    let forked = unsafe { sys::clone3(flags, birth.as_ref().map(|fd| fd.as_fd())) }
         .map_err(RuntimeError::io(id, "clone the container process"))?;
     let (pid, pidfd) = match forked {
         sys::Forked::Child => {

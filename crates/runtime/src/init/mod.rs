@@ -11,7 +11,8 @@
 //!   hostname, root filesystem, devices, terminal, masks, sysctls, pivot_root
 //!   find the program                                  --R--> parent (set-up done)
 //!   wait: S from parent (run: start; create: recorded), then (create) the exec fifo
-//!   join the cgroup  <- only now, so nothing of the runtime is charged to the container
+//!   join memory-accounting groups  <- only now, so nothing of the runtime is charged
+//!                                     (born in the cgroup2 group when it accounts none)
 //!   rlimits, user, capabilities, no_new_privs, cwd check, close descriptors, execve
 //! ```
 //!

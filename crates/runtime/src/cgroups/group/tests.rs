@@ -496,3 +496,30 @@ fn freezing_without_a_freezer_group_is_an_error() {
         })
     ));
 }
+
+#[test]
+fn entry_is_by_birth_only_into_a_group_without_memory_accounting() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    fake_unified_root(root);
+    let layout = CgroupLayout::fake_unified(root);
+    let group = Cgroup::create(&layout, Path::new(LEAF), &Resources::default()).expect("creates");
+    // The group's own cgroup.controllers says what accounts it.
+    fake_files(&root.join("moor/c1"), &[("cgroup.controllers", "pids")]);
+    let entry = group.entry().expect("entry");
+    assert!(
+        entry.birth.is_some(),
+        "no memory accounting: born in the group"
+    );
+    assert!(entry.join.is_empty(), "nothing left to join late");
+    fake_files(
+        &root.join("moor/c1"),
+        &[("cgroup.controllers", "memory pids")],
+    );
+    let entry = group.entry().expect("entry");
+    assert!(
+        entry.birth.is_none(),
+        "memory accounted: the set-up must not be charged"
+    );
+    assert_eq!(entry.join.len(), 1);
+}
