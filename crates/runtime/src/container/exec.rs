@@ -14,12 +14,13 @@ use std::path::PathBuf;
 use crate::cgroups::{Cgroup, CgroupLayout};
 use crate::config::{NamespaceKind, ProcessConfig};
 use crate::error::RuntimeError;
-use crate::init::sync::{self, Message};
-use crate::init::{self, InitContext, InitMode};
+use crate::init::sync;
+use crate::init::{InitContext, InitMode};
 use crate::state::StateStore;
 use crate::sys;
 
-use super::foreground::{self, Proxy};
+use super::foreground;
+use super::handshake;
 use super::launch::{check_preserved, console_for, write_pid_file};
 use super::{Status, locked_status};
 
@@ -163,59 +164,18 @@ pub fn exec(store: &StateStore, opts: &ExecOptions) -> Result<i32, RuntimeError>
         preserve_fds: opts.preserve_fds,
         no_pivot: false,
     };
-    // SAFETY: single-threaded, as for create.
-    let forked = unsafe {
-        sys::clone3(
-            sys::CLONE_CLEAR_SIGHAND,
-            birth.as_ref().map(|fd| fd.as_fd()),
-        )
-    }
-    .map_err(RuntimeError::io(id, "clone the process"))?;
-    let (pid, child) = match forked {
-        sys::Forked::Child => {
-            drop(parent_sock);
-            init::child_main(ctx)
-        }
-        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    drop(ctx);
-    match sync::recv(parent_sock.as_fd()).map_err(RuntimeError::io(id, "wait for set-up"))? {
-        Message::Ready => {}
-        Message::Error(message) => {
-            let _ = foreground::reap(&child);
-            return Err(RuntimeError::Setup {
-                id: id.to_string(),
-                message,
-            });
-        }
-        _ => {
-            let status = foreground::reap(&child).unwrap_or_else(|e| e.to_string());
-            return Err(RuntimeError::SetupDied {
-                id: id.to_string(),
-                status,
-            });
-        }
-    }
+    let (pid, child) = handshake::spawn(
+        id,
+        sys::CLONE_CLEAR_SIGHAND,
+        birth.as_ref().map(|fd| fd.as_fd()),
+        ctx,
+    )?;
+    handshake::await_ready(id, &parent_sock, &child)?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;
     }
-    let proxy = match proxy_end {
-        Some(sock) => {
-            Some(Proxy::receive(sock).map_err(RuntimeError::io(id, "receive the terminal"))?)
-        }
-        None => None,
-    };
-    match sync::recv(parent_sock.as_fd()).map_err(RuntimeError::io(id, "wait for exec"))? {
-        Message::Closed => {}
-        Message::Error(message) => {
-            let _ = foreground::reap(&child);
-            return Err(RuntimeError::Setup {
-                id: id.to_string(),
-                message,
-            });
-        }
-        _ => {}
-    }
+    let proxy = handshake::receive_proxy(id, proxy_end)?;
+    handshake::await_exec(id, &parent_sock, &child)?;
     if opts.detach {
         return Ok(0);
     }

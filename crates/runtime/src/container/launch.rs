@@ -26,11 +26,12 @@ use crate::error::RuntimeError;
 use crate::identity::ProcessIdentity;
 use crate::init::mounts::CgroupView;
 use crate::init::sync::{self, Message};
-use crate::init::{self, InitContext, InitMode, devices};
+use crate::init::{InitContext, InitMode, devices};
 use crate::state::{StateStore, StoredState, write_atomic};
 use crate::sys;
 
-use super::foreground::{self, Proxy};
+use super::foreground;
+use super::handshake;
 
 /// Options of `create` and `run` (runc's flags).
 #[derive(Debug, Clone, Default)]
@@ -228,37 +229,8 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
     };
-    // SAFETY: the runtime's verbs run on a single thread (nothing in this crate or the
-    // command line starts one), which is what fork semantics need.
-    let forked = unsafe { sys::clone3(flags, birth.as_ref().map(|fd| fd.as_fd())) }
-        .map_err(RuntimeError::io(id, "clone the container process"))?;
-    let (pid, pidfd) = match forked {
-        sys::Forked::Child => {
-            drop(parent_sock);
-            init::child_main(ctx)
-        }
-        sys::Forked::Parent { pid, pidfd } => (pid, pidfd),
-    };
-    drop(ctx);
-
-    match sync::recv(parent_sock.as_fd()).map_err(RuntimeError::io(id, "wait for set-up"))? {
-        Message::Ready => {}
-        Message::Error(message) => {
-            let _ = foreground::reap(&pidfd);
-            return Err(RuntimeError::Setup {
-                id: id.to_string(),
-                message,
-            });
-        }
-        other => {
-            let status = foreground::reap(&pidfd).unwrap_or_else(|e| format!("unknown: {e}"));
-            let _ = other;
-            return Err(RuntimeError::SetupDied {
-                id: id.to_string(),
-                status,
-            });
-        }
-    }
+    let (pid, pidfd) = handshake::spawn(id, flags, birth.as_ref().map(|fd| fd.as_fd()), ctx)?;
+    handshake::await_ready(id, &parent_sock, &pidfd)?;
 
     let init =
         ProcessIdentity::capture(pid).map_err(RuntimeError::io(id, "record the init process"))?;
@@ -276,12 +248,7 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
         write_pid_file(path, pid)?;
     }
 
-    let proxy = match proxy_end {
-        Some(sock) => {
-            Some(Proxy::receive(sock).map_err(RuntimeError::io(id, "receive the terminal"))?)
-        }
-        None => None,
-    };
+    let proxy = handshake::receive_proxy(id, proxy_end)?;
 
     if how == Launch::Create {
         // Recorded: the init may go on to wait at the exec fifo, and outlive us.
@@ -292,22 +259,7 @@ fn launch(store: &StateStore, opts: &CreateOptions, how: Launch) -> Result<i32, 
         return Ok(0);
     }
     sync::send(parent_sock.as_fd(), &Message::Start).map_err(RuntimeError::io(id, "start"))?;
-    match sync::recv(parent_sock.as_fd()).map_err(RuntimeError::io(id, "wait for exec"))? {
-        Message::Closed => {}
-        Message::Error(message) => {
-            let _ = foreground::reap(&pidfd);
-            return Err(RuntimeError::Setup {
-                id: id.to_string(),
-                message,
-            });
-        }
-        _ => {
-            return Err(RuntimeError::Setup {
-                id: id.to_string(),
-                message: "unexpected message after start".into(),
-            });
-        }
-    }
+    handshake::await_exec(id, &parent_sock, &pidfd)?;
     dir.commit();
     guard.defuse();
     if how == Launch::RunDetached {

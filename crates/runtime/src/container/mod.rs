@@ -16,6 +16,7 @@ mod delete;
 mod exec;
 mod foreground;
 mod freeze;
+mod handshake;
 mod launch;
 mod signal;
 mod start;
