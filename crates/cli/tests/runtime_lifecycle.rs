@@ -912,3 +912,51 @@ fn a_second_root_keeps_containers_apart() {
     assert_eq!(env.pid(&id), pid);
     assert!(host::alive(pid));
 }
+
+#[test]
+fn foreground_run_with_a_terminal_and_no_console_socket_relays_it() {
+    let Some(env) = Env::new("fg-tty-relay") else {
+        return;
+    };
+    // The program reads a line from its terminal and reports what its stdio is: the
+    // runtime itself holds the terminal's other side and copies moor's stdin into it
+    // and the terminal's output to moor's stdout.
+    let mut bundle = env.bundle(
+        "relay",
+        &[
+            "sh",
+            "-c",
+            "read line; echo got=$line; /bin/moor-checker report; exit 4",
+        ],
+    );
+    bundle.set("/process/terminal", json!(true));
+    bundle.save();
+    let id = env.scratch.name("relay");
+    let mut child = env
+        .moor
+        .command(&["run", "--bundle", dir(&bundle), &id])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn moor run");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"hello\n").expect("write to moor's stdin");
+    }
+    let ran = tests::moor::finish(child, "moor run (terminal relay)");
+    assert_eq!(ran.code(), Some(4), "{ran:?}");
+    // The terminal turns "\n" into "\r\n" on its way out.
+    let out = ran.stdout.replace("\r\n", "\n");
+    assert!(out.contains("got=hello"), "{out}");
+    let report = Report::parse(
+        &out.lines()
+            .filter(|l| l.contains('='))
+            .filter(|l| !l.starts_with("got=") && !l.starts_with("hello"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .expect("report");
+    assert_eq!(report.get("tty.stdin"), Some("yes"));
+    assert_eq!(report.get("tty.stdout"), Some("yes"));
+    env.assert_gone(&id, "relay");
+}
