@@ -12,6 +12,7 @@
 //! spec       config.json (oci-spec) -> config, refusing what is not implemented
 //! cgroups    one interface over cgroup v1, hybrid and unified hosts
 //! container  the verbs: create, start, state, kill, delete, exec, pause, resume, list
+//! image      the image store: blobs, references, registries, archives, layers
 //! init       the cloned child's side: namespaces, mounts, devices, credentials, execve
 //! state      container state under the runtime root (tmpfs)
 //! identity   a process known by PID, start time and boot id, signalled by pidfd
@@ -27,6 +28,7 @@ pub mod config;
 pub mod container;
 pub mod error;
 pub mod identity;
+pub mod image;
 pub mod init;
 pub mod selfexe;
 pub mod spec;
