@@ -1,12 +1,15 @@
 //! `moor`: one binary for every part of moor. This file only parses the command line and
 //! hands each command to the library that does the work.
 //!
-//! Step 1 has the container runtime (`moor runtime …`, runc-compatible); the daemons
-//! and the cluster client come with later steps.
+//! There are the container runtime (`moor runtime …`, runc-compatible) and the image
+//! store (`moor image …`); the daemons and the cluster client come with later steps.
 
+mod image;
 mod log;
 mod runtime;
+mod table;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +18,17 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "moor", version, about, propagate_version = true)]
 struct Cli {
+    /// Where moor keeps its state (images, and later the agent's and controller's).
+    #[arg(
+        long,
+        global = true,
+        env = "MOOR_DATA_DIR",
+        default_value = "/var/lib/moor"
+    )]
+    data_dir: PathBuf,
+    /// Registry mirrors, credentials and TLS (K3s's registries.yaml format).
+    #[arg(long, global = true, env = "MOOR_REGISTRIES")]
+    registries: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,12 +36,21 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The OCI container runtime (command-line compatible with runc for its verbs).
-    Runtime(runtime::RuntimeArgs),
+    Runtime(Box<runtime::RuntimeArgs>),
+    /// Images: pull, push, import, save, build, list, remove.
+    Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Runtime(args) => runtime::main(args),
+        Command::Runtime(args) => runtime::main(*args),
+        Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("moor: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -1091,3 +1091,16 @@ fn runtime_memory_is_not_charged_to_the_container() {
     env.moor.ok(&["delete", &id]);
     assert!(host::cgroup_dirs(&env.group("charge")).is_empty());
 }
+
+#[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    let Some(env) = setup("loopback") else { return };
+    let mut b = env.bundle("lo");
+    // IFF_UP is bit 0 of the interface flags the kernel shows in sysfs.
+    b.args(&["cat", "/sys/class/net/lo/flags"]);
+    let ran = env.run(&b, "lo");
+    assert!(ran.status.success(), "{ran:?}");
+    let flags = u32::from_str_radix(ran.stdout.trim().trim_start_matches("0x"), 16)
+        .unwrap_or_else(|e| panic!("flags {:?}: {e}", ran.stdout));
+    assert_eq!(flags & 1, 1, "lo is down: flags {flags:#x}");
+}

@@ -12,9 +12,8 @@ pub enum Format {
     Json,
 }
 
-/// Renders the table with columns padded to their widest cell, as runc's tabwriter does.
+/// Renders the table as runc's tabwriter does.
 pub fn table(states: &[ContainerState]) -> String {
-    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
     let rows: Vec<[String; 6]> = states
         .iter()
         .map(|s| {
@@ -28,30 +27,10 @@ pub fn table(states: &[ContainerState]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (cell, w))| {
-                if i + 1 == row.len() {
-                    cell.clone()
-                } else {
-                    format!("{cell:<w$}")
-                }
-            })
-            .collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(
+        &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        &rows,
+    )
 }
 
 pub fn print(states: &[ContainerState], format: Format, quiet: bool) -> anyhow::Result<()> {

@@ -241,6 +241,15 @@ fn run(
         let new_uts = config
             .namespace(NamespaceKind::Uts)
             .is_some_and(|ns| ns.path.is_none());
+        let new_net = config
+            .namespace(NamespaceKind::Network)
+            .is_some_and(|ns| ns.path.is_none());
+        if new_net {
+            loopback_up().map_err(|source| SetupError::Namespace {
+                kind: "network (bring up lo)",
+                source,
+            })?;
+        }
         if new_uts {
             if let Some(name) = &config.hostname {
                 nix::unistd::sethostname(name).map_err(|e| SetupError::Uts {
@@ -426,6 +435,35 @@ fn join_namespaces(ctx: &InitContext<'_>) -> Result<(), SetupError> {
             kind: kind.spec_name(),
             source,
         })?;
+    }
+    Ok(())
+}
+
+/// Brings up `lo` in a new network namespace, as runc does: a container's own
+/// 127.0.0.1 works even with no other interface. One ioctl; no netlink needed.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket call; the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned and nothing else owns it.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the flags union member of a live
+    // ifreq naming "lo".
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }
