@@ -48,7 +48,8 @@ fn main() -> ExitCode {
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("moor: {e:#}");
+                // Not `{e:#}`: the library's messages already carry their causes.
+                eprintln!("moor: {}", runtime::describe(&e));
                 ExitCode::FAILURE
             }
         },

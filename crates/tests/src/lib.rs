@@ -12,6 +12,11 @@
 //! checker   the static program that reports from inside a container
 //! console   the test's end of a console socket: the terminal, received over SCM_RIGHTS
 //! host      what the runtime left on the host: cgroup dirs, processes, freezer state
+//! http      a small HTTP/1.1 server on 127.0.0.1 that records requests (fake services)
+//! registry  a real docker-registry on 127.0.0.1 with its own config, killed when dropped
+//! token     a token server issuing ES256 JWTs for a registry's bearer-token auth
+//! fake_registry  a read-only registry that serves what a real one refuses, or holds blobs
+//! oci       hand-made image content: raw tars, OCI layouts, docker save archives
 //! ```
 //!
 //! Tests spawn the binary; nothing here forks, unshares or mounts in the test process.
@@ -19,8 +24,13 @@
 pub mod bundle;
 pub mod checker;
 pub mod console;
+pub mod fake_registry;
 pub mod host;
+pub mod http;
 pub mod moor;
+pub mod oci;
 pub mod prereq;
+pub mod registry;
 pub mod scratch;
+pub mod token;
 pub mod wait;

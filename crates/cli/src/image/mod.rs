@@ -223,8 +223,9 @@ pub fn main(args: ImageArgs, data_dir: &Path, registries: Option<&Path>) -> anyh
             for path in &report.skipped {
                 println!("unchanged {}", path.display());
             }
-            for (path, err) in &report.failed {
-                eprintln!("moor: preload {}: {err}", path.display());
+            for (_, err) in &report.failed {
+                // The error names the archive itself.
+                eprintln!("moor: preload: {err}");
             }
             if !report.failed.is_empty() {
                 bail!(

@@ -218,7 +218,7 @@ pub fn main(args: RuntimeArgs) -> ExitCode {
 
 /// The error and its causes, joined with `: `. The library's messages already include
 /// their source's text, so a cause whose text is already there is not repeated.
-fn describe(e: &anyhow::Error) -> String {
+pub(crate) fn describe(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let cause = cause.to_string();
