@@ -116,6 +116,13 @@ fn hello_bundle_serves_http_and_unbundle_leaves_nothing() {
         json!(hello)
     );
     assert!(bundle.dir.join("rootfs/www/cgi-bin/index.cgi").is_file());
+    {
+        // The mounted root holds the image's setuid files: root alone walks into it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode();
+        assert_eq!(mode(&bundle.dir) & 0o777, 0o700);
+        assert_eq!(mode(&env.data.join("images/layers")) & 0o777, 0o700);
+    }
     assert!(
         env.leases(&env.data).contains(&bundle.lease()),
         "bundle holds no lease"

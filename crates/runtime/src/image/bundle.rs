@@ -13,6 +13,7 @@
 use std::fs;
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,9 @@ pub fn create(store: &Store, image: &StoredImage, dir: &Path) -> Result<PathBuf,
     for sub in ["rootfs", "upper", "work"] {
         fs::create_dir_all(dir.join(sub)).map_err(io_err(&dir, "make directories"))?;
     }
+    // The mounted root holds the image's setuid files: only root may walk into it.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_err(&dir, "restrict"))?;
     let lease = lease_name(&dir);
     let result = (|| {
         let _hold = store.hold()?;

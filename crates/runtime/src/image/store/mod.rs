@@ -188,7 +188,8 @@ impl Store {
         for (dir, mode) in [
             ("", 0o755),
             ("blobs/sha256", 0o755),
-            ("layers/sha256", 0o755),
+            ("layers", 0o700),
+            ("layers/sha256", 0o700),
             ("leases", 0o700),
             ("locks", 0o700),
             ("tmp", 0o700),
@@ -199,6 +200,18 @@ impl Store {
                 .mode(mode)
                 .create(&path)
                 .map_err(io_err("make directory", &path))?;
+        }
+        // Unpacked layers keep their setuid files and device nodes (they belong to the
+        // containers); nobody but root may reach them on the host, as with containerd's
+        // and Docker's snapshot directories. Also for a store made before this rule.
+        let layers = root.join("layers");
+        let mode = fs::symlink_metadata(&layers)
+            .map_err(io_err("inspect", &layers))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(&layers, fs::Permissions::from_mode(0o700))
+                .map_err(io_err("restrict", &layers))?;
         }
         let store = Store { root };
         let lock = store.root.join("store.lock");

@@ -307,3 +307,19 @@ fn a_full_disk_fails_the_ingest_and_leaves_only_an_empty_tmp() {
     let small = store.put_blob(b"fits").unwrap();
     assert!(store.has_blob(&small));
 }
+
+#[test]
+fn unpacked_layers_are_reachable_by_root_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let layers = store.root().join("layers");
+    assert_eq!(mode(&layers), 0o700);
+    // A store made when the directory was open to everyone is closed at the next open.
+    std::fs::set_permissions(&layers, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(mode(&store.root().join("layers")), 0o700);
+    // Blobs stay readable (they are what any registry serves).
+    assert_eq!(mode(&store.root().join("blobs")), 0o755);
+}
