@@ -40,6 +40,7 @@ enum Format {
 enum Verb {
     /// Fetch an image from a registry (through the mirrors of the registries file).
     Pull {
+        /// The image, as docker names it: `[HOST[:PORT]/]NAME[:TAG][@sha256:HEX]`.
         reference: String,
         /// Talk plain HTTP to this registry.
         #[arg(long)]
@@ -47,13 +48,17 @@ enum Verb {
     },
     /// Send an image to a registry, as REFERENCE or as TARGET.
     Push {
+        /// The image in the store.
         reference: String,
+        /// Where to push it (default: REFERENCE itself).
         target: Option<String>,
+        /// Talk plain HTTP to this registry.
         #[arg(long)]
         plain_http: bool,
     },
     /// Import OCI layout directories or tars and `docker save` tars (gzip or zstd too).
     Import {
+        /// Archives (tar, tar.gz, tar.zst) or OCI layout directories.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Tag the imported image (when the archive holds one image).
@@ -61,28 +66,44 @@ enum Verb {
         tag: Option<String>,
     },
     /// Import every archive in a directory not imported before (appliance preloads).
-    Preload { dir: PathBuf },
+    Preload {
+        /// The directory of archives (read once each; the store records what it took).
+        dir: PathBuf,
+    },
     /// Write images to an OCI layout tar.
     Save {
+        /// The images to write, by reference.
         #[arg(required = true)]
         references: Vec<String>,
+        /// The archive to write (made beside it, then renamed into place).
         #[arg(short, long)]
         output: PathBuf,
     },
     /// List images.
     #[command(alias = "list")]
     Ls {
+        /// A table for people or JSON for programs.
         #[arg(short, long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Only the references.
         #[arg(short, long)]
         quiet: bool,
     },
     /// Show an image's manifest and config.
-    Inspect { reference: String },
+    Inspect {
+        /// The image, by reference or digest.
+        reference: String,
+    },
     /// Give an image another name.
-    Tag { source: String, target: String },
+    Tag {
+        /// The image in the store.
+        source: String,
+        /// The new name.
+        target: String,
+    },
     /// Remove image names (their content goes at the next prune).
     Rm {
+        /// The names to remove.
         #[arg(required = true)]
         references: Vec<String>,
     },
@@ -90,7 +111,9 @@ enum Verb {
     Prune,
     /// Build an image from DIR/image.yaml.
     Build {
+        /// The build directory: image.yaml and the files it copies.
         dir: PathBuf,
+        /// Name the image (repeatable).
         #[arg(short, long)]
         tag: Vec<String>,
         /// The spec file (default DIR/image.yaml).
@@ -99,9 +122,17 @@ enum Verb {
     },
     /// Make an OCI bundle (config.json and an overlay rootfs) of an image, for
     /// `moor runtime run --bundle DIR`.
-    Bundle { reference: String, dir: PathBuf },
+    Bundle {
+        /// The image in the store.
+        reference: String,
+        /// The bundle directory to make (must not exist).
+        dir: PathBuf,
+    },
     /// Unmount and remove a bundle made by `bundle`.
-    Unbundle { dir: PathBuf },
+    Unbundle {
+        /// A bundle directory made by `moor image bundle`.
+        dir: PathBuf,
+    },
 }
 
 fn reference(text: &str) -> anyhow::Result<Reference> {
