@@ -11,25 +11,12 @@ mod image_util;
 use std::path::Path;
 use std::process::{Child, Stdio};
 
-use image_util::{DEADLINE, Env, printed_digest, read_names};
+use image_util::{DEADLINE, Env, go_arch, printed_digest, read_names, s};
 use serde_json::{Value, json};
 use tests::fake_registry::FakeRegistry;
 use tests::moor::finish;
 use tests::oci::{self, Layout, OCI_INDEX, OCI_MANIFEST, Tar};
 use tests::wait;
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-/// The Go architecture name of this machine, as image configs write it.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
 
 /// An OCI layout at `dir` holding one image of `layers`, named `name`.
 fn layout_with(dir: &Path, layers: &[Vec<u8>], name: &str) -> oci::ImageBlobs {

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use image_util::{Env, images_dir, printed_digest};
+use image_util::{Env, go_arch, images_dir, printed_digest, s};
 use serde_json::Value;
 use tests::oci::{self, Tar};
 use tests::registry::{Auth, DockerRegistry};
@@ -50,21 +50,6 @@ fn skopeo(env: &Env, program: &Path, args: &[&str]) -> String {
     ];
     all.extend_from_slice(args);
     tool(program, &all)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
-/// The Go architecture name of this machine, as image configs write it.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "riscv64" => "riscv64",
-        other => panic!("no image architecture name for {other}"),
-    }
 }
 
 /// A single-layer image of Debian's static busybox with `/etc/marker`, running

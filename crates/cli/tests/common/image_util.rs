@@ -267,6 +267,22 @@ impl Env {
     }
 }
 
+/// `path` as the `&str` an argument list needs.
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// The Go architecture name of this machine, as image configs write it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        other => panic!("no image architecture name for {other}"),
+    }
+}
+
 /// The sorted names in `dir` (none if it is missing).
 pub fn read_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
