@@ -17,6 +17,7 @@
 //! token     a token server issuing ES256 JWTs for a registry's bearer-token auth
 //! fake_registry  a read-only registry that serves what a real one refuses, or holds blobs
 //! oci       hand-made image content: raw tars, OCI layouts, docker save archives
+//! net       test hosts: network namespaces on a private switch, cuts one or both ways
 //! ```
 //!
 //! Tests spawn the binary; nothing here forks, unshares or mounts in the test process.
@@ -28,6 +29,7 @@ pub mod fake_registry;
 pub mod host;
 pub mod http;
 pub mod moor;
+pub mod net;
 pub mod oci;
 pub mod prereq;
 pub mod registry;
