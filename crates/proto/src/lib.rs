@@ -1,7 +1,34 @@
-//! Resource types and API messages shared by every part of moor.
+//! Resource types, manifest parsing and validation, shared by every part of moor.
 //!
-//! Owns (from step 3 on): Pod, Deployment, DaemonSet, Job, Service, ConfigMap, Secret,
-//! Node and Namespace; manifest parsing and validation; the messages of the client API.
-//! Does not own: any IO. No other moor crate is imported here.
+//! Owns: the kinds (Namespace, Node, Pod, Deployment, DaemonSet, Job, Service,
+//! ConfigMap, Secret) in [`resources`]; reading Kubernetes-style manifests with
+//! diagnostics that name source, line, column and field in [`manifest`]; the rules
+//! objects must follow in [`validate`]; label selectors in [`selector`]; rendering
+//! objects back to YAML and JSON in [`render`].
+//! Does not own: any IO. It parses bytes it is given, with a name for messages. No other
+//! moor crate is imported here.
 //!
-//! Nothing lives here yet: the container runtime (step 1) needs no cluster types.
+//! Layout:
+//!
+//! ```text
+//! yaml/       positioned YAML tree under limits (size, depth, aliases)
+//! manifest/   schema (the field table), check (shapes, classes), parse
+//! resources/  the stored types; postcard for the wire and disk, YAML/JSON at the edges
+//! validate/   names, labels, ports, selectors, per-kind rules
+//! selector    matchLabels/matchExpressions and `-l` strings
+//! render      objects to YAML/JSON without empty noise
+//! ```
+//!
+//! The CLI calls [`manifest::parse`] per input, prints the warnings, and sends the
+//! objects; the controller calls [`validate::validate`] on every write it receives.
+
+pub mod manifest;
+pub mod path;
+pub mod render;
+pub mod resources;
+pub mod selector;
+pub mod validate;
+pub mod yaml;
+
+pub use manifest::{Manifest, ManifestError, ManifestErrors, ParsedObject, Warning, parse};
+pub use resources::{Kind, Object};
