@@ -12,7 +12,7 @@
 //! checker   the static program that reports from inside a container
 //! console   the test's end of a console socket: the terminal, received over SCM_RIGHTS
 //! host      what the runtime left on the host: cgroup dirs, processes, freezer state
-//! http      a small HTTP/1.1 server on 127.0.0.1 that records requests (fake services)
+//! http      a small HTTP/1.1 server on 127.0.0.1, plain or TLS, that records requests (fake services)
 //! registry  a real docker-registry on 127.0.0.1 with its own config, killed when dropped
 //! token     a token server issuing ES256 JWTs for a registry's bearer-token auth
 //! fake_registry  a read-only registry that serves what a real one refuses, or holds blobs

@@ -7,38 +7,39 @@ use crate::image::registry::RegistryError;
 const BASIC_UP: &str = "Basic dTpw"; // u:p
 
 /// A registry that wants `Bearer good-token`, pointing at `realm` for it.
-fn bearer_registry(realm: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+fn bearer_registry(realm: String) -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
     let routes = registry_routes("app");
-    move |req: &Seen| {
+    move |req: &Request| {
         if req.header("authorization") == Some("Bearer good-token") {
             return routes(req);
         }
         let challenge = format!(
             r#"Bearer realm="{realm}",service="fake.registry",scope="repository:app:pull""#
         );
-        Reply::with(
+        Reply::new(
             401,
-            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
             &[
                 ("WWW-Authenticate", &challenge),
                 ("Content-Type", "application/json"),
             ],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
         )
     }
 }
 
 /// A token server that hands out `good-token` to anyone (or only to u:p when `basic`).
 fn token_server(basic: bool) -> Server {
-    Server::start(move |req: &Seen| {
+    serve(move |req: &Request| {
         if req.path() != "/token" {
             return Reply::status(404);
         }
         if basic && req.header("authorization") != Some(BASIC_UP) {
-            return Reply::with(401, r#"{"details":"incorrect username or password"}"#, &[]);
+            return Reply::new(401, &[], r#"{"details":"incorrect username or password"}"#);
         }
-        Reply::ok(
-            r#"{"token":"good-token","access_token":"ignored","expires_in":300}"#,
+        Reply::new(
+            200,
             &[],
+            r#"{"token":"good-token","access_token":"ignored","expires_in":300}"#,
         )
     })
 }
@@ -46,7 +47,10 @@ fn token_server(basic: bool) -> Server {
 #[test]
 fn bearer_tokens_come_from_the_realm_and_are_cached() {
     let tokens = token_server(false);
-    let registry = Server::start(bearer_registry(format!("http://{}/token", tokens.host())));
+    let registry = serve(bearer_registry(format!(
+        "http://{}/token",
+        tokens.authority()
+    )));
     let reg = client(&registry, "");
     let r = reference(&registry, "app:v1");
     assert_eq!(reg.fetch_manifest(&r).expect("fetch").bytes, MANIFEST);
@@ -56,7 +60,7 @@ fn bearer_tokens_come_from_the_realm_and_are_cached() {
         .expect("blob");
     assert_eq!(read_all(blob).expect("read"), BLOB);
 
-    let asked = tokens.seen();
+    let asked = tokens.requests();
     assert_eq!(asked.len(), 1, "one token for one scope: {asked:?}");
     assert!(
         asked[0].target.contains("service=fake.registry"),
@@ -69,7 +73,7 @@ fn bearer_tokens_come_from_the_realm_and_are_cached() {
         asked[0].target
     );
     assert!(asked[0].header("authorization").is_none());
-    let seen = registry.seen();
+    let seen = registry.requests();
     assert_eq!(
         seen.iter()
             .filter(|s| s.header("authorization").is_none())
@@ -82,18 +86,21 @@ fn bearer_tokens_come_from_the_realm_and_are_cached() {
 #[test]
 fn configured_credentials_go_to_the_token_server() {
     let tokens = token_server(true);
-    let registry = Server::start(bearer_registry(format!("http://{}/token", tokens.host())));
+    let registry = serve(bearer_registry(format!(
+        "http://{}/token",
+        tokens.authority()
+    )));
     let creds = format!(
         "configs:\n  \"{}\":\n    auth: {{ username: u, password: p }}\n",
-        registry.host()
+        registry.authority()
     );
     client(&registry, &creds)
         .fetch_manifest(&reference(&registry, "app:v1"))
         .expect("fetch");
-    assert_eq!(tokens.seen()[0].header("authorization"), Some(BASIC_UP));
+    assert_eq!(tokens.requests()[0].header("authorization"), Some(BASIC_UP));
     assert!(
         registry
-            .seen()
+            .requests()
             .iter()
             .all(|s| s.header("authorization") != Some(BASIC_UP)),
         "credentials went to the registry"
@@ -101,7 +108,7 @@ fn configured_credentials_go_to_the_token_server() {
 
     let wrong = format!(
         "configs:\n  \"{}\":\n    auth: {{ username: u, password: nope }}\n",
-        registry.host()
+        registry.authority()
     );
     let e = client(&registry, &wrong)
         .fetch_manifest(&reference(&registry, "app:v1"))
@@ -111,33 +118,36 @@ fn configured_credentials_go_to_the_token_server() {
         e.to_string(),
         format!(
             "fetch token at {}: HTTP 401: incorrect username or password",
-            tokens.host()
+            tokens.authority()
         )
     );
 }
 
 #[test]
 fn an_identity_token_is_exchanged_by_post() {
-    let tokens = Server::start(|req: &Seen| {
+    let tokens = serve(|req: &Request| {
         let form = String::from_utf8_lossy(&req.body).into_owned();
         if req.method == "POST"
             && form.contains("grant_type=refresh_token")
             && form.contains("refresh_token=secret%2Fone")
         {
-            Reply::ok(r#"{"access_token":"good-token"}"#, &[])
+            Reply::new(200, &[], r#"{"access_token":"good-token"}"#)
         } else {
             Reply::status(400)
         }
     });
-    let registry = Server::start(bearer_registry(format!("http://{}/token", tokens.host())));
+    let registry = serve(bearer_registry(format!(
+        "http://{}/token",
+        tokens.authority()
+    )));
     let yaml = format!(
         "configs:\n  \"{}\":\n    auth: {{ identity_token: secret/one }}\n",
-        registry.host()
+        registry.authority()
     );
     client(&registry, &yaml)
         .fetch_manifest(&reference(&registry, "app:v1"))
         .expect("fetch");
-    let form = String::from_utf8_lossy(&tokens.seen()[0].body).into_owned();
+    let form = String::from_utf8_lossy(&tokens.requests()[0].body).into_owned();
     assert!(
         form.contains("scope=repository%3Aapp%3Apull") && form.contains("service=fake.registry"),
         "{form}"
@@ -147,8 +157,11 @@ fn an_identity_token_is_exchanged_by_post() {
 #[test]
 fn hostile_token_servers_and_challenges_are_errors() {
     for answer in [&b"not json"[..], b"{}", br#"{"token":"a\nb"}"#, b"[1,2]"] {
-        let tokens = Server::start(move |_: &Seen| Reply::ok(answer, &[]));
-        let registry = Server::start(bearer_registry(format!("http://{}/token", tokens.host())));
+        let tokens = serve(move |_: &Request| Reply::new(200, &[], answer));
+        let registry = serve(bearer_registry(format!(
+            "http://{}/token",
+            tokens.authority()
+        )));
         let e = client(&registry, "").ping().expect_err("bad token answer");
         assert!(
             matches!(
@@ -161,11 +174,11 @@ fn hostile_token_servers_and_challenges_are_errors() {
             "{e}"
         );
     }
-    let huge = Server::start(|_: &Seen| Reply::EndlessChunks {
-        headers: Vec::new(),
-        total: 8 << 20,
-    });
-    let registry = Server::start(bearer_registry(format!("http://{}/token", huge.host())));
+    let huge = serve(|_: &Request| Reply::endless_chunks(8 << 20));
+    let registry = serve(bearer_registry(format!(
+        "http://{}/token",
+        huge.authority()
+    )));
     assert!(matches!(
         client(&registry, "").ping(),
         Err(RegistryError::TooLarge { .. })
@@ -178,7 +191,7 @@ fn hostile_token_servers_and_challenges_are_errors() {
         "",
     ] {
         let registry =
-            Server::start(move |_: &Seen| Reply::with(401, "", &[("WWW-Authenticate", challenge)]));
+            serve(move |_: &Request| Reply::new(401, &[("WWW-Authenticate", challenge)], ""));
         let e = client(&registry, "").ping().expect_err("bad challenge");
         assert!(
             matches!(e, RegistryError::Auth { .. }),
@@ -192,27 +205,27 @@ fn hostile_token_servers_and_challenges_are_errors() {
 #[test]
 fn basic_auth_sends_the_configured_credentials() {
     let routes = registry_routes("app");
-    let registry = Server::start(move |req: &Seen| {
+    let registry = serve(move |req: &Request| {
         if req.header("authorization") == Some(BASIC_UP) {
             routes(req)
         } else {
-            Reply::with(
+            Reply::new(
                 401,
-                "",
                 &[("WWW-Authenticate", r#"Basic realm="Registry Realm""#)],
+                "",
             )
         }
     });
     let creds = format!(
         "configs:\n  \"{}\":\n    auth: {{ auth: dTpw }}\n",
-        registry.host()
+        registry.authority()
     );
     let reg = client(&registry, &creds);
     reg.ping().expect("ping");
     reg.fetch_manifest(&reference(&registry, "app:v1"))
         .expect("fetch");
     let unauthenticated = registry
-        .seen()
+        .requests()
         .iter()
         .filter(|s| s.header("authorization").is_none())
         .count();
@@ -223,7 +236,7 @@ fn basic_auth_sends_the_configured_credentials() {
 
     let wrong = format!(
         "configs:\n  \"{}\":\n    auth: {{ username: u, password: bad }}\n",
-        registry.host()
+        registry.authority()
     );
     let e = client(&registry, &wrong)
         .ping()
@@ -238,29 +251,29 @@ fn basic_auth_sends_the_configured_credentials() {
 
 #[test]
 fn blob_redirects_to_another_host_carry_no_authorization() {
-    let cdn = Server::start(|req: &Seen| {
+    let cdn = serve(|req: &Request| {
         if req.path() == "/storage/blob" && req.target.contains("sig=abc") {
-            Reply::ok(BLOB, &[])
+            Reply::new(200, &[], BLOB)
         } else {
             Reply::status(403)
         }
     });
     let tokens = token_server(false);
-    let cdn_host = cdn.host();
-    let routes = bearer_registry(format!("http://{}/token", tokens.host()));
-    let registry = Server::start(move |req: &Seen| {
+    let cdn_host = cdn.authority();
+    let routes = bearer_registry(format!("http://{}/token", tokens.authority()));
+    let registry = serve(move |req: &Request| {
         if req.path().contains("/blobs/")
             && req.header("authorization") == Some("Bearer good-token")
         {
             // Relative first, then absolute to another host.
             return if req.target.ends_with("?hop=2") {
-                Reply::with(
+                Reply::new(
                     302,
-                    "",
                     &[("Location", &format!("//{cdn_host}/storage/blob?sig=abc"))],
+                    "",
                 )
             } else {
-                Reply::with(307, "", &[("Location", "./x?hop=2")])
+                Reply::new(307, &[("Location", "./x?hop=2")], "")
             };
         }
         routes(req)
@@ -269,15 +282,15 @@ fn blob_redirects_to_another_host_carry_no_authorization() {
     let blob = reg
         .fetch_blob("app", &Digest::sha256(BLOB), None)
         .expect("blob");
-    assert_eq!(blob.host(), cdn.host());
+    assert_eq!(blob.host(), cdn.authority());
     assert_eq!(read_all(blob).expect("read"), BLOB);
     assert!(
         registry
-            .seen()
+            .requests()
             .iter()
             .any(|s| s.path() == "/v2/app/blobs/x")
     );
-    let at_cdn = cdn.seen();
+    let at_cdn = cdn.requests();
     assert_eq!(at_cdn.len(), 1);
     assert!(
         at_cdn[0].header("authorization").is_none(),
@@ -285,13 +298,13 @@ fn blob_redirects_to_another_host_carry_no_authorization() {
         at_cdn[0]
     );
 
-    let looping = Server::start(|_: &Seen| Reply::with(302, "", &[("Location", "/again")]));
+    let looping = serve(|_: &Request| Reply::new(302, &[("Location", "/again")], ""));
     let e = client(&looping, "")
         .fetch_blob("app", &Digest::sha256(BLOB), None)
         .expect_err("loop");
     assert!(matches!(e, RegistryError::TooManyRedirects { .. }), "{e}");
     for location in ["file:///etc/passwd", "http://u:p@evil/x", ""] {
-        let bad = Server::start(move |_: &Seen| Reply::with(302, "", &[("Location", location)]));
+        let bad = serve(move |_: &Request| Reply::new(302, &[("Location", location)], ""));
         let e = client(&bad, "")
             .fetch_blob("app", &Digest::sha256(BLOB), None)
             .expect_err("bad location");

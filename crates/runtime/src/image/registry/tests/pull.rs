@@ -5,7 +5,7 @@ use crate::image::registry::RegistryError;
 
 #[test]
 fn anonymous_registry_serves_manifests_and_blobs() {
-    let server = Server::start(registry_routes("app"));
+    let server = serve(registry_routes("app"));
     let reg = client(&server, "");
     reg.ping().expect("ping");
     let r = reference(&server, "app:v1");
@@ -30,7 +30,7 @@ fn anonymous_registry_serves_manifests_and_blobs() {
     assert_eq!(blob.content_length(), Some(BLOB.len() as u64));
     assert_eq!(read_all(blob).expect("read"), BLOB);
 
-    let seen = server.seen();
+    let seen = server.requests();
     let head = seen.iter().find(|s| s.method == "HEAD").expect("a HEAD");
     let accept = head.header("accept").expect("accept");
     for t in crate::image::registry::MANIFEST_MEDIA_TYPES {
@@ -45,7 +45,7 @@ fn anonymous_registry_serves_manifests_and_blobs() {
 
 #[test]
 fn registry_errors_carry_the_step_host_status_and_message() {
-    let server = Server::start(registry_routes("app"));
+    let server = serve(registry_routes("app"));
     let reg = client(&server, "");
     let e = reg
         .fetch_manifest(&reference(&server, "app:nope"))
@@ -56,7 +56,7 @@ fn registry_errors_carry_the_step_host_status_and_message() {
         text,
         format!(
             "fetch manifest at {}: HTTP 404: MANIFEST_UNKNOWN: manifest unknown",
-            server.host()
+            server.authority()
         )
     );
     let other = reference(&server, "app:v1");
@@ -78,17 +78,17 @@ fn registry_errors_carry_the_step_host_status_and_message() {
             Err(RegistryError::InvalidName { .. })
         ));
     }
-    assert!(server.seen().iter().all(|s| !s.target.contains("..")));
+    assert!(server.requests().iter().all(|s| !s.target.contains("..")));
     assert!(Registry::new("not a host", options("", true)).is_err());
 }
 
 #[test]
 fn resolve_falls_back_to_get_when_head_has_no_digest() {
-    let server = Server::start(|req: &Seen| {
+    let server = serve(|req: &Request| {
         if req.method == "HEAD" {
             Reply::status(405)
         } else {
-            Reply::ok(MANIFEST, &[("Content-Type", OCI_MANIFEST)])
+            Reply::new(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST)
         }
     });
     let d = client(&server, "")
@@ -102,16 +102,16 @@ fn resolve_falls_back_to_get_when_head_has_no_digest() {
 
 #[test]
 fn a_mirror_that_404s_falls_back_to_the_origin() {
-    let mirror = Server::start(|_: &Seen| not_found());
+    let mirror = serve(|_: &Request| not_found());
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_addr = dead.local_addr().expect("addr");
     drop(dead);
-    let origin = Server::start(registry_routes("app"));
+    let origin = serve(registry_routes("app"));
     let yaml = format!(
         "mirrors:\n  \"{}\":\n    endpoint: [\"http://{}\", \"http://{}\"]\n",
-        origin.host(),
+        origin.authority(),
         dead_addr,
-        mirror.host()
+        mirror.authority()
     );
     let reg = client(&origin, &yaml);
     let f = reg
@@ -120,13 +120,13 @@ fn a_mirror_that_404s_falls_back_to_the_origin() {
     assert_eq!(f.bytes, MANIFEST);
     assert!(
         mirror
-            .seen()
+            .requests()
             .iter()
             .any(|s| s.path() == "/v2/app/manifests/v1")
     );
     assert!(
         origin
-            .seen()
+            .requests()
             .iter()
             .any(|s| s.path() == "/v2/app/manifests/v1")
     );
@@ -138,21 +138,21 @@ fn a_mirror_that_404s_falls_back_to_the_origin() {
 
 #[test]
 fn a_mirror_with_a_rewrite_is_asked_for_the_rewritten_name() {
-    let mirror = Server::start(registry_routes("edge/app"));
-    let origin = Server::start(|_: &Seen| Reply::status(500));
+    let mirror = serve(registry_routes("edge/app"));
+    let origin = serve(|_: &Request| Reply::status(500));
     let yaml = format!(
         "mirrors:\n  \"{}\":\n    endpoint: [\"http://{}\"]\n    rewrite:\n      \"^(app)$\": \"edge/$1\"\n",
-        origin.host(),
-        mirror.host()
+        origin.authority(),
+        mirror.authority()
     );
     let reg = client(&origin, &yaml);
     let r = reference(&origin, "app:v1");
     assert_eq!(reg.fetch_manifest(&r).expect("fetch").bytes, MANIFEST);
     assert_eq!(reg.resolve(&r).expect("resolve").digest, manifest_digest());
-    assert!(origin.seen().is_empty(), "{:?}", origin.seen());
+    assert!(origin.requests().is_empty(), "{:?}", origin.requests());
     assert!(
         mirror
-            .seen()
+            .requests()
             .iter()
             .all(|s| s.path().starts_with("/v2/edge/app/"))
     );
@@ -160,23 +160,24 @@ fn a_mirror_with_a_rewrite_is_asked_for_the_rewritten_name() {
 
 #[test]
 fn a_mirror_with_a_wrong_digest_falls_back_and_the_origin_is_checked() {
-    let liar = |req: &Seen| {
+    let liar = |req: &Request| {
         let wrong = Digest::sha256(b"something else").to_string();
         let _ = req;
-        Reply::ok(
-            MANIFEST,
+        Reply::new(
+            200,
             &[
                 ("Content-Type", OCI_MANIFEST),
                 ("Docker-Content-Digest", &wrong),
             ],
+            MANIFEST,
         )
     };
-    let mirror = Server::start(liar);
-    let origin = Server::start(registry_routes("app"));
+    let mirror = serve(liar);
+    let origin = serve(registry_routes("app"));
     let yaml = format!(
         "mirrors:\n  \"{}\":\n    endpoint: [\"http://{}\"]\n",
-        origin.host(),
-        mirror.host()
+        origin.authority(),
+        mirror.authority()
     );
     let reg = client(&origin, &yaml);
     assert_eq!(
@@ -186,7 +187,7 @@ fn a_mirror_with_a_wrong_digest_falls_back_and_the_origin_is_checked() {
         MANIFEST
     );
 
-    let lying_origin = Server::start(liar);
+    let lying_origin = serve(liar);
     let e = client(&lying_origin, "")
         .fetch_manifest(&reference(&lying_origin, "app:v1"))
         .expect_err("mismatch");
@@ -200,7 +201,7 @@ fn a_mirror_with_a_wrong_digest_falls_back_and_the_origin_is_checked() {
         "{e}"
     );
     let served_anything =
-        Server::start(|_: &Seen| Reply::ok(MANIFEST, &[("Content-Type", OCI_MANIFEST)]));
+        serve(|_: &Request| Reply::new(200, &[("Content-Type", OCI_MANIFEST)], MANIFEST));
     let r = reference(
         &served_anything,
         &format!("app@{}", Digest::sha256(b"other")),
@@ -209,8 +210,12 @@ fn a_mirror_with_a_wrong_digest_falls_back_and_the_origin_is_checked() {
         .fetch_manifest(&r)
         .expect_err("mismatch");
     assert!(matches!(e, RegistryError::DigestMismatch { .. }), "{e}");
-    let garbage_digest = Server::start(|_: &Seen| {
-        Reply::ok(MANIFEST, &[("Docker-Content-Digest", "sha256:../../etc")])
+    let garbage_digest = serve(|_: &Request| {
+        Reply::new(
+            200,
+            &[("Docker-Content-Digest", "sha256:../../etc")],
+            MANIFEST,
+        )
     });
     let e = client(&garbage_digest, "")
         .fetch_manifest(&reference(&garbage_digest, "a:b"))
@@ -220,7 +225,7 @@ fn a_mirror_with_a_wrong_digest_falls_back_and_the_origin_is_checked() {
 
 #[test]
 fn huge_manifests_are_refused_without_reading_them() {
-    let announced = Server::start(|_: &Seen| Reply::Response {
+    let announced = serve(|_: &Request| Reply::Full {
         status: 200,
         headers: vec![("Content-Length".into(), (1u64 << 40).to_string())],
         body: b"{".to_vec(),
@@ -232,10 +237,7 @@ fn huge_manifests_are_refused_without_reading_them() {
         matches!(e, RegistryError::TooLarge { limit, .. } if limit == 4 << 20),
         "{e}"
     );
-    let streamed = Server::start(|_: &Seen| Reply::EndlessChunks {
-        headers: Vec::new(),
-        total: 64 << 20,
-    });
+    let streamed = serve(|_: &Request| Reply::endless_chunks(64 << 20));
     let e = client(&streamed, "")
         .fetch_manifest(&reference(&streamed, "a:b"))
         .expect_err("huge");
@@ -255,7 +257,7 @@ fn huge_manifests_are_refused_without_reading_them() {
 
 #[test]
 fn a_half_finished_response_is_a_retryable_error() {
-    let server = Server::start(|_: &Seen| {
+    let server = serve(|_: &Request| {
         Reply::Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n{\"schema".to_vec())
     });
     let reg = client(&server, "");
@@ -267,15 +269,15 @@ fn a_half_finished_response_is_a_retryable_error() {
         .fetch_blob("a", &Digest::sha256(BLOB), None)
         .expect("headers arrived");
     let e = read_all(blob).expect_err("cut mid-body");
-    assert!(e.to_string().contains(&server.host()), "{e}");
+    assert!(e.to_string().contains(&server.authority()), "{e}");
 }
 
 #[test]
 fn a_server_that_never_answers_times_out() {
-    let server = Server::start(|_: &Seen| Reply::Hang);
+    let server = serve(|_: &Request| Reply::Hang);
     let mut opts = options("", true);
     opts.timeouts.read = Duration::from_millis(300);
-    let reg = Registry::new(&server.host(), opts).expect("client");
+    let reg = Registry::new(&server.authority(), opts).expect("client");
     let e = reg
         .fetch_manifest(&reference(&server, "a:b"))
         .expect_err("timeout");
@@ -305,7 +307,7 @@ fn random_bytes_instead_of_http_are_an_error() {
         b"\r\n\r\n".to_vec(),
         Vec::new(),
     ] {
-        let server = Server::start(move |_: &Seen| Reply::Raw(bytes.clone()));
+        let server = serve(move |_: &Request| Reply::Raw(bytes.clone()));
         let e = client(&server, "")
             .fetch_manifest(&reference(&server, "a:b"))
             .expect_err("noise");
@@ -321,26 +323,28 @@ fn random_bytes_instead_of_http_are_an_error() {
 
 #[test]
 fn plain_http_is_refused_unless_allowed() {
-    let server = Server::start(registry_routes("app"));
+    let server = serve(registry_routes("app"));
     // No --plain-http, nothing in the file: https is spoken to a plain server and fails.
-    let reg = Registry::new(&server.host(), options("", false)).expect("client");
+    let reg = Registry::new(&server.authority(), options("", false)).expect("client");
     assert!(reg.ping().is_err());
-    let insecure = format!("configs:\n  \"{}\":\n    insecure: true\n", server.host());
-    let reg = Registry::new(&server.host(), options(&insecure, false)).expect("client");
-    reg.ping().expect("insecure host speaks http");
-    // A redirect to plain HTTP elsewhere is refused when only the registry is insecure.
-    let cdn = Server::start(|_: &Seen| Reply::ok(BLOB, &[]));
-    let cdn_url = format!("http://{}/blob", cdn.host());
-    let redirecting =
-        Server::start(move |_: &Seen| Reply::with(307, "", &[("Location", &cdn_url)]));
     let insecure = format!(
         "configs:\n  \"{}\":\n    insecure: true\n",
-        redirecting.host()
+        server.authority()
     );
-    let reg = Registry::new(&redirecting.host(), options(&insecure, false)).expect("client");
+    let reg = Registry::new(&server.authority(), options(&insecure, false)).expect("client");
+    reg.ping().expect("insecure host speaks http");
+    // A redirect to plain HTTP elsewhere is refused when only the registry is insecure.
+    let cdn = serve(|_: &Request| Reply::new(200, &[], BLOB));
+    let cdn_url = format!("http://{}/blob", cdn.authority());
+    let redirecting = serve(move |_: &Request| Reply::new(307, &[("Location", &cdn_url)], ""));
+    let insecure = format!(
+        "configs:\n  \"{}\":\n    insecure: true\n",
+        redirecting.authority()
+    );
+    let reg = Registry::new(&redirecting.authority(), options(&insecure, false)).expect("client");
     let e = reg
         .fetch_blob("app", &Digest::sha256(BLOB), None)
         .expect_err("plain redirect");
     assert!(matches!(e, RegistryError::PlainHttp { .. }), "{e}");
-    assert!(cdn.seen().is_empty());
+    assert!(cdn.requests().is_empty());
 }

@@ -17,14 +17,14 @@ fn push_registry(absolute: bool, token: Option<String>) -> (Server, Store) {
     let kept = store.clone();
     let own_host: Arc<Mutex<String>> = Arc::default();
     let host = own_host.clone();
-    let server = Server::start(move |req: &Seen| {
+    let server = serve(move |req: &Request| {
         let writing = req.method == "POST" || req.method == "PUT";
         if let Some(realm) = &token
             && writing
             && req.header("authorization") != Some("Bearer push-token")
         {
             let challenge = format!(r#"Bearer realm="{realm}",service="s""#);
-            return Reply::with(401, "", &[("WWW-Authenticate", &challenge)]);
+            return Reply::new(401, &[("WWW-Authenticate", &challenge)], "");
         }
         let mut store = kept.lock().expect("store");
         let path = req.path().to_string();
@@ -35,10 +35,10 @@ fn push_registry(absolute: bool, token: Option<String>) -> (Server, Store) {
             }
             ("POST", "/v2/app/blobs/uploads/") if req.target.contains("mount=") => {
                 let from_ok = req.target.contains("from=base");
-                Reply::with(
+                Reply::new(
                     if from_ok { 201 } else { 202 },
-                    "",
                     &[("Location", "/v2/app/blobs/uploads/m1")],
+                    "",
                 )
             }
             ("POST", "/v2/app/blobs/uploads/") => {
@@ -50,10 +50,10 @@ fn push_registry(absolute: bool, token: Option<String>) -> (Server, Store) {
                 } else {
                     "session-1?_state=a%3Db".to_string()
                 };
-                Reply::with(
+                Reply::new(
                     202,
-                    "",
                     &[("Location", &location), ("Docker-Upload-UUID", "1")],
+                    "",
                 )
             }
             ("PUT", p) if p == "/upload/session-1" || p == "/v2/app/blobs/uploads/session-1" => {
@@ -64,10 +64,10 @@ fn push_registry(absolute: bool, token: Option<String>) -> (Server, Store) {
                 if !req.target.contains("_state=a%3Db")
                     || Digest::sha256(&req.body).to_string() != digest
                 {
-                    return Reply::with(
+                    return Reply::new(
                         400,
-                        r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest did not match"}]}"#,
                         &[],
+                        r#"{"errors":[{"code":"DIGEST_INVALID","message":"digest did not match"}]}"#,
                     );
                 }
                 store.insert(digest, req.body.clone());
@@ -76,12 +76,12 @@ fn push_registry(absolute: bool, token: Option<String>) -> (Server, Store) {
             ("PUT", p) if p.starts_with("/v2/app/manifests/") => {
                 let digest = Digest::sha256(&req.body).to_string();
                 store.insert(p.to_string(), req.body.clone());
-                Reply::with(201, "", &[("Docker-Content-Digest", &digest)])
+                Reply::new(201, &[("Docker-Content-Digest", &digest)], "")
             }
             _ => Reply::status(404),
         }
     });
-    *own_host.lock().expect("host") = server.host();
+    *own_host.lock().expect("host") = server.authority();
     (server, store)
 }
 
@@ -113,7 +113,7 @@ fn blobs_upload_with_relative_and_absolute_locations() {
             Some(BLOB)
         );
         let put = server
-            .seen()
+            .requests()
             .into_iter()
             .find(|s| s.method == "PUT")
             .expect("a PUT");
@@ -172,21 +172,21 @@ fn data_of_the_wrong_size_is_a_source_error() {
         e.to_string(),
         format!(
             "upload blob at {}: HTTP 400: DIGEST_INVALID: digest did not match",
-            server.host()
+            server.authority()
         )
     );
 }
 
 #[test]
 fn pushes_fetch_a_token_with_push_scope() {
-    let tokens = Server::start(|req: &Seen| {
+    let tokens = serve(|req: &Request| {
         if req.target.contains("scope=repository%3Aapp%3Apull%2Cpush") {
-            Reply::ok(r#"{"token":"push-token"}"#, &[])
+            Reply::new(200, &[], r#"{"token":"push-token"}"#)
         } else {
             Reply::status(403)
         }
     });
-    let (server, store) = push_registry(true, Some(format!("http://{}/token", tokens.host())));
+    let (server, store) = push_registry(true, Some(format!("http://{}/token", tokens.authority())));
     let reg = client(&server, "");
     let digest = Digest::sha256(BLOB);
     reg.push_blob(
@@ -203,14 +203,14 @@ fn pushes_fetch_a_token_with_push_scope() {
             .expect("manifest"),
         manifest_digest()
     );
-    assert_eq!(tokens.seen().len(), 1, "the token is reused");
+    assert_eq!(tokens.requests().len(), 1, "the token is reused");
     let stored = store.lock().expect("store");
     assert_eq!(
         stored.get("/v2/app/manifests/v1").map(Vec::as_slice),
         Some(MANIFEST)
     );
     let put = server
-        .seen()
+        .requests()
         .into_iter()
         .rfind(|s| s.method == "PUT")
         .expect("PUT");
@@ -231,7 +231,7 @@ fn manifests_are_checked_before_they_are_pushed() {
         reg.push_manifest(&reference(&server, "app:v1"), &huge, OCI_MANIFEST),
         Err(RegistryError::TooLarge { .. })
     ));
-    assert!(server.seen().is_empty());
+    assert!(server.requests().is_empty());
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn mounts_report_whether_the_registry_linked_the_blob() {
             .expect("mount refused")
     );
     assert!(
-        server.seen().iter().any(|s| s.method == "DELETE"),
+        server.requests().iter().any(|s| s.method == "DELETE"),
         "the started upload is cancelled"
     );
 }

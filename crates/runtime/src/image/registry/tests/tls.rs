@@ -1,18 +1,19 @@
 //! HTTPS: a CA from `ca_file`, client certificates, `insecure_skip_verify`.
 
-use super::server::Pki;
+use ::tests::http::Pki;
+
 use super::*;
 use crate::image::registry::RegistryError;
 
 fn https_client(server: &Server, yaml: &str) -> Registry {
-    Registry::new(&server.host(), options(yaml, false)).unwrap_or_else(|e| panic!("{e}"))
+    Registry::new(&server.authority(), options(yaml, false)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn https_needs_the_ca_from_ca_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new(dir.path());
-    let server = Server::start_with(Some(pki.server_config(false)), registry_routes("app"));
+    let server = serve_with(Some(pki.server_config(false)), registry_routes("app"));
 
     let e = https_client(&server, "").ping().expect_err("unknown CA");
     assert!(
@@ -22,7 +23,7 @@ fn https_needs_the_ca_from_ca_file() {
 
     let yaml = format!(
         "configs:\n  \"{}\":\n    tls:\n      ca_file: {}\n",
-        server.host(),
+        server.authority(),
         pki.ca_file.display()
     );
     let reg = https_client(&server, &yaml);
@@ -36,7 +37,7 @@ fn https_needs_the_ca_from_ca_file() {
 
     let skip = format!(
         "configs:\n  \"{}\":\n    tls: {{ insecure_skip_verify: true }}\n",
-        server.host()
+        server.authority()
     );
     https_client(&server, &skip)
         .ping()
@@ -47,10 +48,10 @@ fn https_needs_the_ca_from_ca_file() {
 fn client_certificates_are_sent_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = Pki::new(dir.path());
-    let server = Server::start_with(Some(pki.server_config(true)), registry_routes("app"));
+    let server = serve_with(Some(pki.server_config(true)), registry_routes("app"));
     let ca_only = format!(
         "configs:\n  \"{}\":\n    tls:\n      ca_file: {}\n",
-        server.host(),
+        server.authority(),
         pki.ca_file.display()
     );
     assert!(
@@ -59,7 +60,7 @@ fn client_certificates_are_sent_when_configured() {
     );
     let with_cert = format!(
         "configs:\n  \"{}\":\n    tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n",
-        server.host(),
+        server.authority(),
         pki.ca_file.display(),
         pki.client_cert.display(),
         pki.client_key.display()
@@ -70,7 +71,7 @@ fn client_certificates_are_sent_when_configured() {
     // A key that does not go with the certificate's file is an error naming the files.
     let swapped = format!(
         "configs:\n  \"{}\":\n    tls:\n      cert_file: {}\n      key_file: {}\n",
-        server.host(),
+        server.authority(),
         pki.client_cert.display(),
         pki.ca_file.display()
     );
