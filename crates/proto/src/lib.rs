@@ -4,7 +4,7 @@
 //! ConfigMap, Secret) in [`resources`]; reading Kubernetes-style manifests with
 //! diagnostics that name source, line, column and field in [`manifest`]; the rules
 //! objects must follow in [`validate`]; label selectors in [`selector`]; rendering
-//! objects back to YAML and JSON in [`render`].
+//! objects back to YAML and JSON in [`render`]; the client API's messages in [`api`].
 //! Does not own: any IO. It parses bytes it is given, with a name for messages. No other
 //! moor crate is imported here.
 //!
@@ -17,11 +17,13 @@
 //! validate/   names, labels, ports, selectors, per-kind rules
 //! selector    matchLabels/matchExpressions and `-l` strings
 //! render      objects to YAML/JSON without empty noise
+//! api         requests, responses, watch events and error codes of the client API
 //! ```
 //!
 //! The CLI calls [`manifest::parse`] per input, prints the warnings, and sends the
 //! objects; the controller calls [`validate::validate`] on every write it receives.
 
+pub mod api;
 pub mod manifest;
 pub mod path;
 pub mod render;

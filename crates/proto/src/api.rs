@@ -1,0 +1,336 @@
+//! The client API's messages: what `moor` (and later agents) send a controller, and
+//! what comes back. One [`Request`] per stream, answered by one [`Response`]; a
+//! [`Request::Watch`] is answered by a stream of [`WatchEvent`]s instead.
+//!
+//! ```text
+//! client ──Request──► any controller ──(write? forward to the leader)──► Raft
+//!        ◄─Response── (revision of the write or of the read)
+//! client ──Watch{from}──► controller ──► WatchEvent, WatchEvent, … (until closed)
+//!                                     └─► TooOld: re-list, then watch again
+//! ```
+//!
+//! Owns: the message shapes and the error codes, with whether each is worth retrying.
+//! Does not own: the transport (the `wire` crate frames and encodes these with postcard),
+//! what a controller does with them, or access rules.
+//!
+//! Every type here is plain serde (no `untagged`, `flatten` or `skip_serializing_if`),
+//! so it encodes with postcard like the resources do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resources::{Kind, Object};
+
+/// Names one object: its kind, its namespace (`None` for Namespace and Node, or
+/// `default` when a namespaced object leaves it unset) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of `object`, with an unset namespace read as `default` for namespaced
+    /// kinds.
+    pub fn of(object: &Object) -> ObjectKey {
+        let kind = object.kind();
+        let meta = object.metadata();
+        let namespace = kind
+            .is_namespaced()
+            .then(|| meta.namespace_or_default().to_string());
+        ObjectKey {
+            kind,
+            namespace,
+            name: meta.name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    /// `deployment/web in default`, `node/edge-01`: how messages name an object.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind.name().to_lowercase(), self.name)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, " in {ns}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Consistency {
+    /// What the leader has committed when the read is served (the default).
+    Linearizable,
+    /// The answering controller's own copy, which may lag (`--stale`): cheap, and
+    /// available from a minority.
+    Stale,
+}
+
+/// A call to a controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Creates or updates each object, all or nothing. An object that carries
+    /// `metadata.resourceVersion` is updated only while that is still its version
+    /// (optimistic concurrency); without one the object is written whatever its version.
+    Apply { objects: Vec<Object>, dry_run: bool },
+    /// One object.
+    Get {
+        key: ObjectKey,
+        consistency: Consistency,
+    },
+    /// Every object of a kind, in one namespace or (`None`) all, matching a selector in
+    /// `kubectl -l` syntax when one is given.
+    List {
+        kind: Kind,
+        namespace: Option<String>,
+        selector: Option<String>,
+        consistency: Consistency,
+    },
+    /// Removes an object; with `resource_version`, only while that is still its version.
+    Delete {
+        key: ObjectKey,
+        resource_version: Option<u64>,
+    },
+    /// Changes after `from_revision` (exclusive), then every change as it commits.
+    Watch {
+        kind: Kind,
+        namespace: Option<String>,
+        selector: Option<String>,
+        from_revision: u64,
+    },
+}
+
+/// What `Apply` did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// One object's line of an `Apply` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub key: ObjectKey,
+    pub outcome: ApplyOutcome,
+    /// The object's version after the write (its `metadata.resourceVersion`).
+    pub resource_version: u64,
+}
+
+/// The answer to a call. Every success carries the cluster revision it reflects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Applied {
+        results: Vec<Applied>,
+        revision: u64,
+    },
+    Object {
+        object: Box<Object>,
+        revision: u64,
+    },
+    List {
+        objects: Vec<Object>,
+        revision: u64,
+    },
+    Deleted {
+        key: ObjectKey,
+        revision: u64,
+    },
+    Error(ApiError),
+}
+
+/// One change seen by a watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WatchEvent {
+    Added {
+        object: Box<Object>,
+        revision: u64,
+    },
+    Modified {
+        object: Box<Object>,
+        revision: u64,
+    },
+    Deleted {
+        object: Box<Object>,
+        revision: u64,
+    },
+    /// Nothing changed for this watch up to `revision` (sent now and then, so a client
+    /// that reconnects resumes from there instead of from an older revision).
+    Bookmark {
+        revision: u64,
+    },
+    /// The history asked for is gone (compacted, or the controller restarted): list
+    /// again and watch from the list's revision. Ends the stream.
+    TooOld {
+        oldest: u64,
+    },
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// No such object (or namespace).
+    NotFound,
+    /// The object's version is not the one the call named.
+    Conflict { current: u64 },
+    /// The request or an object in it breaks a rule; the message says which.
+    Invalid,
+    /// The caller's certificate does not allow this call.
+    Forbidden,
+    /// This controller cannot answer now (no leader, no quorum, shutting down).
+    Unavailable,
+    /// This controller is not the leader and could not forward; `leader` is the one it
+    /// knows, if any.
+    NotLeader { leader: Option<String> },
+    /// The request or its answer is larger than the limits.
+    TooLarge,
+    /// A fault of the controller itself (its storage); not the caller's.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether the same call may succeed if made again, to this or another controller.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ErrorCode::Unavailable | ErrorCode::NotLeader { .. })
+    }
+}
+
+/// A failed call: a code a program can act on and a message a person can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// See [`ErrorCode::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.code.is_retryable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::parse;
+
+    fn object(yaml: &str) -> Object {
+        let mut m = parse("t.yaml", yaml.as_bytes()).expect("parse");
+        m.objects.remove(0).object
+    }
+
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(v: T) {
+        let bytes = postcard::to_allocvec(&v).expect("encode");
+        let back: T = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn keys_read_an_unset_namespace_as_default_for_namespaced_kinds_only() {
+        let cm = object("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
+        assert_eq!(
+            ObjectKey::of(&cm),
+            ObjectKey {
+                kind: Kind::ConfigMap,
+                namespace: Some("default".into()),
+                name: "c".into()
+            }
+        );
+        assert_eq!(ObjectKey::of(&cm).to_string(), "configmap/c in default");
+        let ns = object("apiVersion: v1\nkind: Namespace\nmetadata: {name: edge}\n");
+        assert_eq!(ObjectKey::of(&ns).namespace, None);
+        assert_eq!(ObjectKey::of(&ns).to_string(), "namespace/edge");
+    }
+
+    #[test]
+    fn every_message_round_trips_through_postcard() {
+        let cm = object(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: a}\ndata: {k: v}\n",
+        );
+        let key = ObjectKey::of(&cm);
+        round_trip(Request::Apply {
+            objects: vec![cm.clone()],
+            dry_run: true,
+        });
+        round_trip(Request::Get {
+            key: key.clone(),
+            consistency: Consistency::Stale,
+        });
+        round_trip(Request::List {
+            kind: Kind::Pod,
+            namespace: None,
+            selector: Some("app in (web),tier!=db".into()),
+            consistency: Consistency::Linearizable,
+        });
+        round_trip(Request::Delete {
+            key: key.clone(),
+            resource_version: Some(7),
+        });
+        round_trip(Request::Watch {
+            kind: Kind::Service,
+            namespace: Some("a".into()),
+            selector: None,
+            from_revision: 42,
+        });
+        round_trip(Response::Applied {
+            results: vec![Applied {
+                key: key.clone(),
+                outcome: ApplyOutcome::Configured,
+                resource_version: 9,
+            }],
+            revision: 9,
+        });
+        round_trip(Response::Object {
+            object: Box::new(cm.clone()),
+            revision: 9,
+        });
+        round_trip(Response::List {
+            objects: vec![cm.clone(), cm.clone()],
+            revision: 10,
+        });
+        round_trip(Response::Deleted { key, revision: 11 });
+        round_trip(Response::Error(ApiError::new(
+            ErrorCode::Conflict { current: 3 },
+            "configmap/c in a: changed since version 2 (now 3)",
+        )));
+        round_trip(WatchEvent::Modified {
+            object: Box::new(cm),
+            revision: 12,
+        });
+        round_trip(WatchEvent::TooOld { oldest: 100 });
+    }
+
+    #[test]
+    fn only_leadership_and_availability_errors_are_retryable() {
+        assert!(ErrorCode::Unavailable.is_retryable());
+        assert!(ErrorCode::NotLeader { leader: None }.is_retryable());
+        for code in [
+            ErrorCode::NotFound,
+            ErrorCode::Conflict { current: 1 },
+            ErrorCode::Invalid,
+            ErrorCode::Forbidden,
+            ErrorCode::TooLarge,
+            ErrorCode::Internal,
+        ] {
+            assert!(!code.is_retryable(), "{code:?}");
+        }
+        let e = ApiError::new(ErrorCode::NotFound, "deployment/web in default: not found");
+        assert_eq!(e.to_string(), "deployment/web in default: not found");
+    }
+
+    #[test]
+    fn garbage_does_not_decode_as_a_request() {
+        for bytes in [&b""[..], b"\xff\xff\xff\xff", b"\x00", b"\x09\x01\x02"] {
+            assert!(postcard::from_bytes::<Request>(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}
