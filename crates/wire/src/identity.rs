@@ -516,7 +516,7 @@ fn pem_cert(cert: &CertificateDer<'_>) -> String {
     pem_encode("CERTIFICATE", cert.as_ref())
 }
 
-fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     // Small enough to write here rather than link a base64 crate for it.
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len().div_ceil(3) * 4);

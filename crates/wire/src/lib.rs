@@ -18,10 +18,12 @@
 //! server    serve(endpoint, handler, options, shutdown), Peer, revocation hook
 //! connections  open member connections of a server: list, close the revoked
 //! client    Client: controller list, failover, call/open, is_retryable
+//! config    the client credential file (admin.conf, ~/.moor/config)
 //! ```
 
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod connections;
 pub mod endpoint;
 pub mod frame;
@@ -33,6 +35,7 @@ pub mod token;
 
 pub use client::{Client, ClientError, ClientOptions, Target};
 pub use clock::{ClockError, TlsClock, effective_now};
+pub use config::{ClientConfig, ConfigError, ControllerEntry};
 pub use connections::Connections;
 pub use endpoint::{EndpointError, TransportOptions, client_endpoint, server_endpoint};
 pub use frame::{FrameError, FramedStream, Limits};
@@ -53,6 +56,9 @@ pub enum WireError {
     /// See [`ClockError`].
     #[error(transparent)]
     Clock(#[from] ClockError),
+    /// See [`ConfigError`].
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// See [`TlsError`].
     #[error(transparent)]
     Tls(#[from] TlsError),
