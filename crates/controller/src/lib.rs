@@ -1,7 +1,7 @@
 //! The controller group: Raft-replicated cluster state and the client API.
 //!
-//! Owns (from step 3 on): Raft (openraft) with log and state machine in redb, the API,
-//! watches, the scheduler, the reconcilers, certificates for joining nodes, backups.
+//! Owns: Raft (openraft) with log and state machine in redb (`raft`), and, in later steps,
+//! the API, watches, the scheduler, the reconcilers, certificates for joining nodes, backups.
 //! Does not own: running containers (agents do, over the wire).
-//!
-//! Nothing lives here yet.
+
+pub mod raft;
