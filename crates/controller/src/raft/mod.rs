@@ -1,11 +1,19 @@
-//! Raft storage for the controller group: the log and the state machine, in one redb file.
+//! The controller group's Raft: storage in one redb file, the network over `wire`, and the
+//! node that ties them together.
 //!
-//! Owns everything openraft-specific about storage, so that an openraft upgrade touches
-//! this module only: the type configuration, the log store (`RaftLogStorage`), the state
-//! machine (`RaftStateMachine`), snapshots, and reads of the state for the API. Does not own
-//! the network, the `Raft` node, membership changes or timings.
+//! Owns everything openraft-specific, so that an openraft upgrade touches this module only:
+//! the type configuration, the log store (`RaftLogStorage`), the state machine
+//! (`RaftStateMachine`), snapshots, reads of the state for the API, timings (`config`), the
+//! messages between controllers (`message`), sending them (`network`), answering them
+//! (`service`), and the node's lifecycle, membership changes and forwarding to the leader
+//! (`node`). Does not own the wire server or certificates: the controller daemon serves
+//! [`RaftService`] from its `wire::Handler` for calls that [`is_raft_call`] recognises.
 //!
 //! ```text
+//!   RaftNode ── write / add_member / remove_member / read_barrier ─► leader (forwarded)
+//!      │  openraft::Raft ──► Network ─► Peers (one wire::Client per controller) ─► QUIC
+//!      │        ▲                                     RaftService ◄─ wire::Handler ◄┘
+//!      │        └──────────────────────────────────────────┘
 //!             openraft
 //!        ┌───────┴────────┐
 //!    LogStore        StateMachine ──► SnapshotBuilder ──► <dir>/snapshot.bin
@@ -58,10 +66,15 @@
 
 mod apply;
 mod codec;
+pub mod config;
 mod db;
 mod error;
 mod log_store;
+pub mod message;
+pub mod network;
+pub mod node;
 mod reader;
+pub mod service;
 mod snapshot;
 mod state_machine;
 mod types;
@@ -74,13 +87,29 @@ use std::sync::Arc;
 
 pub use apply::StoredObject;
 pub use codec::CodecError;
+pub use config::Profile;
+pub use config::RaftOptions;
+pub use config::SnapshotLimits;
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub use message::RaftMessage;
+pub use message::RemoteError;
+pub use message::is_raft_call;
+pub use network::CallError;
+pub use network::Peers;
+pub use node::Member;
+pub use node::NodeConfig;
+pub use node::NodeError;
+pub use node::RaftNode;
+pub use node::RaftStatus;
 pub use reader::Listing;
 pub use reader::StateReader;
+pub use service::RaftService;
 pub use snapshot::Snapshot;
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::StateMachine;
+pub use types::Applied;
+pub use types::Change;
 pub use types::Entry;
 pub use types::LogId;
 pub use types::NodeId;
@@ -134,7 +163,11 @@ pub struct Storage {
     db: Arc<redb::Database>,
     snapshot_files: Arc<snapshot::SnapshotFiles>,
     apply_durability: ApplyDurability,
+    feed: tokio::sync::broadcast::Sender<Applied>,
 }
+
+/// How many applied entries the change feed holds for a slow receiver before it lags.
+const FEED_CAPACITY: usize = 4096;
 
 impl Storage {
     /// Opens (or creates) `dir/raft.redb`; the current snapshot lives next to it. redb locks
@@ -175,6 +208,7 @@ impl Storage {
             db: Arc::new(db),
             snapshot_files: Arc::new(snapshot::SnapshotFiles::new(dir.to_path_buf())),
             apply_durability: options.apply_durability,
+            feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
         })
     }
 
@@ -189,12 +223,27 @@ impl Storage {
             Arc::clone(&self.db),
             Arc::clone(&self.snapshot_files),
             self.apply_durability,
+            self.feed.clone(),
         )
+    }
+
+    /// The feed of what the state machine applies, in revision order, each sent after its
+    /// transaction commits (so a read that follows sees it). Nothing is kept for a feed
+    /// nobody subscribes to; a receiver that falls more than a few thousand entries behind
+    /// sees `Lagged`.
+    pub fn changes(&self) -> tokio::sync::broadcast::Sender<Applied> {
+        self.feed.clone()
     }
 
     /// A read handle for the API.
     pub fn reader(&self) -> StateReader {
         StateReader::new(Arc::clone(&self.db))
+    }
+
+    /// Whether this is the last handle on the database (log store, state machine and readers
+    /// all dropped): dropping it then closes the file before the drop returns.
+    pub(crate) fn is_sole_handle(&self) -> bool {
+        Arc::strong_count(&self.db) == 1
     }
 
     #[cfg(test)]

@@ -26,6 +26,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
 use redb::Database;
+use tokio::sync::broadcast;
 
 use super::ApplyDurability;
 use super::apply::plan_request;
@@ -37,6 +38,8 @@ use super::snapshot;
 use super::snapshot::Snapshot;
 use super::snapshot::SnapshotBuilder;
 use super::snapshot::SnapshotFiles;
+use super::types::Applied;
+use super::types::Change;
 use super::types::Entry;
 use super::types::LogId;
 use super::types::Request;
@@ -51,6 +54,7 @@ pub struct StateMachine {
     db: Arc<Database>,
     snapshot_files: Arc<SnapshotFiles>,
     durability: ApplyDurability,
+    feed: broadcast::Sender<Applied>,
 }
 
 impl StateMachine {
@@ -58,25 +62,29 @@ impl StateMachine {
         db: Arc<Database>,
         snapshot_files: Arc<SnapshotFiles>,
         durability: ApplyDurability,
+        feed: broadcast::Sender<Applied>,
     ) -> Self {
         Self {
             db,
             snapshot_files,
             durability,
+            feed,
         }
     }
 
-    /// Applies `entries` in one transaction and returns one response per entry.
+    /// Applies `entries` in one transaction and returns one response per entry, and what
+    /// each accepted write changed.
     fn apply_entries(
         db: &Database,
         durability: ApplyDurability,
         entries: Vec<Entry>,
-    ) -> Result<Vec<Response>, StoreError> {
+    ) -> Result<(Vec<Response>, Vec<Applied>), StoreError> {
         let txn = match durability {
             ApplyDurability::Deferred => db::begin_deferred(db)?,
             ApplyDurability::Immediate => db::begin_durable(db)?,
         };
         let mut responses = Vec::with_capacity(entries.len());
+        let mut applied = Vec::new();
         {
             let mut meta = txn
                 .open_table(SM_META)
@@ -97,8 +105,11 @@ impl StateMachine {
                         Response::Unchanged { revision }
                     }
                     EntryPayload::Normal(request) => {
-                        let response = apply_request(&mut objects, request, revision)?;
+                        let (response, changes) = apply_request(&mut objects, request, revision)?;
                         revision = response.revision();
+                        if !changes.is_empty() {
+                            applied.push(Applied::Changes { revision, changes });
+                        }
                         response
                     }
                 };
@@ -113,10 +124,10 @@ impl StateMachine {
             }
         }
         if responses.is_empty() {
-            return Ok(responses);
+            return Ok((responses, applied));
         }
         txn.commit().map_err(StoreError::Commit)?;
-        Ok(responses)
+        Ok((responses, applied))
     }
 
     fn applied_state_now(&self) -> Result<(Option<LogId>, StoredMembership), StoreError> {
@@ -131,14 +142,22 @@ impl StateMachine {
     }
 }
 
-/// Decides `request` against the current objects and writes its changes, if any.
+/// Decides `request` against the current objects and writes its changes, if any; returns
+/// each changed key with its old and new object, for the feed.
 fn apply_request(
     objects: &mut redb::Table<(&'static str, &'static str, &'static str), &'static [u8]>,
     request: Request,
     revision: u64,
-) -> Result<Response, StoreError> {
-    let (response, changes) = plan_request(request, revision, |key| db::read_object(objects, key))?;
-    for (key, object) in changes {
+) -> Result<(Response, Vec<Change>), StoreError> {
+    let (response, planned) = plan_request(request, revision, |key| db::read_object(objects, key))?;
+    let mut changes = Vec::with_capacity(planned.len());
+    for (key, object) in planned {
+        let old = db::read_object(objects, &key)?;
+        changes.push(Change {
+            key: key.clone(),
+            old,
+            new: object.clone(),
+        });
         match object {
             Some(object) => db::write_object(objects, &key, &object)?,
             None => {
@@ -148,7 +167,7 @@ fn apply_request(
             }
         }
     }
-    Ok(response)
+    Ok((response, changes))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -175,10 +194,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             responders.push(responder);
         }
         let durability = self.durability;
-        let responses = db::blocking(&self.db, move |db| {
+        let (responses, applied) = db::blocking(&self.db, move |db| {
             Self::apply_entries(db, durability, batch)
         })
         .await?;
+        // After the commit, so a receiver that reads the store sees what it was told.
+        for event in applied {
+            let _ = self.feed.send(event);
+        }
         for (responder, response) in responders.into_iter().zip(responses) {
             if let Some(responder) = responder {
                 responder.send(response);
@@ -201,14 +224,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), io::Error> {
         let meta = meta.clone();
         let files = Arc::clone(&self.snapshot_files);
-        db::blocking(&self.db, move |db| {
+        let revision = db::blocking(&self.db, move |db| {
             let image = snapshot::decode_image(&meta, &snapshot)?;
             // The file first: should the node stop between the two steps, openraft finds a
             // snapshot newer than the state machine on start and installs it again.
             files.save(&meta, &snapshot, true)?;
-            snapshot::install_image(db, &image)
+            snapshot::install_image(db, &image)?;
+            Ok::<_, StoreError>(image.revision)
         })
         .await?;
+        let _ = self.feed.send(Applied::Reset { revision });
         Ok(())
     }
 

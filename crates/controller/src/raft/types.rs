@@ -209,3 +209,33 @@ impl Response {
         }
     }
 }
+
+/// What one applied log entry changed, as the state machine reports it on its feed
+/// (see [`Storage::changes`](super::Storage::changes)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A write: every key it touched, all at `revision`.
+    Changes { revision: u64, changes: Vec<Change> },
+    /// The state was replaced wholesale (a snapshot was installed): history before
+    /// `revision` no longer describes the state, and every watch must re-list.
+    Reset { revision: u64 },
+}
+
+impl Applied {
+    /// The cluster revision after this entry.
+    pub fn revision(&self) -> u64 {
+        match self {
+            Applied::Changes { revision, .. } | Applied::Reset { revision } => *revision,
+        }
+    }
+}
+
+/// One key's change inside an [`Applied::Changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: ObjectKey,
+    /// The object before the write; `None` if it was created.
+    pub old: Option<super::StoredObject>,
+    /// The object after the write; `None` if it was deleted.
+    pub new: Option<super::StoredObject>,
+}
