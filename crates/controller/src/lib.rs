@@ -4,4 +4,5 @@
 //! the API, watches, the scheduler, the reconcilers, certificates for joining nodes, backups.
 //! Does not own: running containers (agents do, over the wire).
 
+pub mod api;
 pub mod raft;

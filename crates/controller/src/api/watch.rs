@@ -1,0 +1,432 @@
+//! Watches: an in-memory history of recent changes, and streams of events per watcher.
+//!
+//! Owns: the history ring (bounded by revisions and by bytes; never on disk), the hub that
+//! feeds it from the cluster's applied changes and fans them out, and [`WatchStream`]
+//! (replay from a revision, then live events, filtered by kind, namespace, selector and
+//! the caller's scope, with bookmarks). Does not own: access rules (`access`) or the
+//! transport (`handler`).
+//!
+//! ```text
+//! Cluster::subscribe ─► feed ─► WatchHub::record ─┬─► History (ring: revisions, bytes)
+//!                                                 └─► broadcast (per-watcher buffer)
+//! watch(from) ─► lock: replay = history after `from`, subscribe ─► WatchStream::next
+//!     from older than the history ─► TooOld { oldest }
+//!     watcher overflows its buffer, or the state is reset ─► TooOld, end of stream
+//! ```
+//!
+//! One revision is one unit everywhere: the ring evicts whole revisions, the broadcast
+//! carries whole revisions and a bookmark is only sent between two, so a client resuming
+//! from a bookmark misses nothing. The writer never waits for a watcher: the broadcast
+//! overwrites, and a watcher that lagged ends with `TooOld`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use proto::Object;
+use proto::api::WatchEvent;
+use proto::resources::Kind;
+use proto::selector::Selector;
+use tokio::sync::broadcast;
+use tracing::error;
+
+use super::access::Scope;
+use super::cluster::{Applied, Change};
+use super::codec;
+use crate::raft::StoredObject;
+
+/// Limits of the history and of each watcher.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchOptions {
+    /// Most revisions kept in the history.
+    pub history_revisions: usize,
+    /// Most bytes of stored objects (old and new) kept in the history.
+    pub history_bytes: usize,
+    /// Revisions a watcher may fall behind the newest before it gets `TooOld`.
+    pub watcher_buffer: usize,
+    /// How often a watcher gets a bookmark.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            history_revisions: 10_000,
+            history_bytes: 64 * 1024 * 1024,
+            watcher_buffer: 1024,
+            bookmark_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One key's change, decoded; both objects carry the change's revision as their
+/// `resourceVersion` (a Deleted event shows the revision of the delete).
+#[derive(Debug)]
+pub struct ObjectChange {
+    pub old: Option<Object>,
+    pub new: Option<Object>,
+}
+
+/// Every change of one revision.
+#[derive(Debug)]
+pub struct RevisionChanges {
+    pub revision: u64,
+    pub changes: Vec<ObjectChange>,
+    /// Bytes of stored values, for the history's byte limit.
+    pub bytes: usize,
+}
+
+/// What the hub sends live watchers.
+#[derive(Debug, Clone)]
+enum HubMessage {
+    Revision(Arc<RevisionChanges>),
+    Reset { revision: u64 },
+}
+
+/// The ring of recent revisions. Pure: no locks, no channels.
+#[derive(Debug)]
+pub struct History {
+    revisions: VecDeque<Arc<RevisionChanges>>,
+    bytes: usize,
+    /// The oldest `from_revision` that can be served: every revision after it is here.
+    oldest: u64,
+    /// The newest revision recorded (or the revision the history started at).
+    latest: u64,
+    max_revisions: usize,
+    max_bytes: usize,
+}
+
+impl History {
+    /// An empty history of a state at `revision`.
+    pub fn new(revision: u64, max_revisions: usize, max_bytes: usize) -> Self {
+        History {
+            revisions: VecDeque::new(),
+            bytes: 0,
+            oldest: revision,
+            latest: revision,
+            max_revisions: max_revisions.max(1),
+            max_bytes,
+        }
+    }
+
+    /// Adds a revision (newer than any before) and evicts the oldest past the limits.
+    pub fn push(&mut self, changes: Arc<RevisionChanges>) {
+        self.latest = changes.revision;
+        self.bytes += changes.bytes;
+        self.revisions.push_back(changes);
+        while self.revisions.len() > self.max_revisions
+            || (self.bytes > self.max_bytes && !self.revisions.is_empty())
+        {
+            if let Some(evicted) = self.revisions.pop_front() {
+                self.bytes -= evicted.bytes;
+                self.oldest = evicted.revision;
+            }
+        }
+    }
+
+    /// Forgets everything: the state is now at `revision`.
+    pub fn reset(&mut self, revision: u64) {
+        self.revisions.clear();
+        self.bytes = 0;
+        self.oldest = revision;
+        self.latest = revision;
+    }
+
+    /// The revisions after `from`, or `Err(oldest)` when some of them are gone.
+    pub fn since(&self, from: u64) -> Result<Vec<Arc<RevisionChanges>>, u64> {
+        if from < self.oldest {
+            return Err(self.oldest);
+        }
+        Ok(self
+            .revisions
+            .iter()
+            .filter(|r| r.revision > from)
+            .cloned()
+            .collect())
+    }
+
+    pub fn oldest(&self) -> u64 {
+        self.oldest
+    }
+
+    pub fn latest(&self) -> u64 {
+        self.latest
+    }
+}
+
+#[derive(Debug)]
+struct HubState {
+    history: History,
+    live: broadcast::Sender<HubMessage>,
+}
+
+/// The history plus the live fan-out. History and broadcast change under one lock, so a
+/// new watcher's replay and live stream neither overlap nor leave a gap.
+#[derive(Debug)]
+pub struct WatchHub {
+    state: Mutex<HubState>,
+    options: WatchOptions,
+}
+
+impl WatchHub {
+    /// A hub whose history starts at `revision`.
+    pub fn new(revision: u64, options: WatchOptions) -> Self {
+        let (live, _) = broadcast::channel(options.watcher_buffer.max(1));
+        WatchHub {
+            state: Mutex::new(HubState {
+                history: History::new(revision, options.history_revisions, options.history_bytes),
+                live,
+            }),
+            options,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        // A panic while holding the lock leaves a consistent ring (push and reset do not
+        // panic midway), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many watch streams are open.
+    pub fn watchers(&self) -> usize {
+        self.lock().live.receiver_count()
+    }
+
+    /// The newest revision recorded.
+    pub fn latest(&self) -> u64 {
+        self.lock().history.latest()
+    }
+
+    /// Records one applied entry. Entries at or before the newest revision recorded are
+    /// already part of the state the history started from, and are skipped.
+    pub fn record(&self, applied: Applied) {
+        match applied {
+            Applied::Reset { revision } => {
+                let mut state = self.lock();
+                if revision > state.history.latest() {
+                    state.history.reset(revision);
+                    let _ = state.live.send(HubMessage::Reset { revision });
+                }
+            }
+            Applied::Changes { revision, changes } => {
+                // Decode outside the lock: watchers opening meanwhile are not held up.
+                let changes = Arc::new(decode(revision, changes));
+                let mut state = self.lock();
+                if revision > state.history.latest() {
+                    state.history.push(Arc::clone(&changes));
+                    let _ = state.live.send(HubMessage::Revision(changes));
+                }
+            }
+        }
+    }
+
+    /// Forgets the history after the feed lost entries: live watchers get `TooOld`.
+    pub fn reset(&self, revision: u64) {
+        let mut state = self.lock();
+        state.history.reset(revision);
+        let _ = state.live.send(HubMessage::Reset { revision });
+    }
+
+    /// A stream of the changes after `from` (exclusive) that `filter` lets through. When
+    /// the history no longer reaches back to `from`, the stream is one `TooOld`.
+    pub fn watch(self: &Arc<Self>, from: u64, filter: WatchFilter) -> WatchStream {
+        let state = self.lock();
+        match state.history.since(from) {
+            Ok(replay) => {
+                let live = state.live.subscribe();
+                let replayed_to = from.max(state.history.latest());
+                drop(state);
+                self.stream(filter, replay.into(), live, from, replayed_to)
+            }
+            Err(oldest) => {
+                let live = state.live.subscribe();
+                drop(state);
+                let mut stream = self.stream(filter, VecDeque::new(), live, from, from);
+                let too_old = stream.end(oldest);
+                stream.outbox.push_back(too_old);
+                stream
+            }
+        }
+    }
+
+    fn stream(
+        self: &Arc<Self>,
+        filter: WatchFilter,
+        replay: VecDeque<Arc<RevisionChanges>>,
+        live: broadcast::Receiver<HubMessage>,
+        from: u64,
+        replayed_to: u64,
+    ) -> WatchStream {
+        let period = self.options.bookmark_interval;
+        let mut bookmarks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        WatchStream {
+            hub: Arc::clone(self),
+            filter,
+            replay,
+            live,
+            from,
+            position: from,
+            replayed_to,
+            outbox: VecDeque::new(),
+            bookmarks,
+            done: false,
+        }
+    }
+}
+
+/// Decodes the stored values of one revision's changes. A value that does not decode is
+/// left out (and logged by key): the state machine stores only what this API encoded.
+fn decode(revision: u64, changes: Vec<Change>) -> RevisionChanges {
+    let mut decoded = Vec::with_capacity(changes.len());
+    let mut bytes = 0;
+    for change in changes {
+        let side = |stored: &Option<StoredObject>| {
+            let stored = stored.as_ref()?;
+            match codec::decode_at(&change.key, &stored.value, revision) {
+                Ok(object) => Some(object),
+                Err(err) => {
+                    error!(%err, "watch history skips an undecodable object");
+                    None
+                }
+            }
+        };
+        bytes += change.old.as_ref().map_or(0, |s| s.value.len());
+        bytes += change.new.as_ref().map_or(0, |s| s.value.len());
+        let (old, new) = (side(&change.old), side(&change.new));
+        decoded.push(ObjectChange { old, new });
+    }
+    RevisionChanges {
+        revision,
+        changes: decoded,
+        bytes,
+    }
+}
+
+/// Which changes a watcher wants, and may see.
+#[derive(Debug, Clone)]
+pub struct WatchFilter {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub selector: Option<Selector>,
+    pub scope: Scope,
+}
+
+impl WatchFilter {
+    /// Whether `object` is one the watcher sees.
+    pub fn matches(&self, object: &Object) -> bool {
+        object.kind() == self.kind
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| object.metadata().namespace_or_default() == ns)
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&object.metadata().labels))
+            && self.scope.allows(object)
+    }
+
+    /// The event this change is for the watcher: an object entering its view is Added,
+    /// one leaving it (deleted, or no longer matching) is Deleted.
+    pub fn event(&self, change: &ObjectChange, revision: u64) -> Option<WatchEvent> {
+        let old = change.old.as_ref().filter(|o| self.matches(o));
+        let new = change.new.as_ref().filter(|o| self.matches(o));
+        let event = match (old, new) {
+            (None, None) => return None,
+            (None, Some(new)) => WatchEvent::Added {
+                object: Box::new(new.clone()),
+                revision,
+            },
+            (Some(_), Some(new)) => WatchEvent::Modified {
+                object: Box::new(new.clone()),
+                revision,
+            },
+            (Some(old), None) => WatchEvent::Deleted {
+                object: Box::new(change.new.clone().unwrap_or_else(|| old.clone())),
+                revision,
+            },
+        };
+        Some(event)
+    }
+}
+
+/// One watcher's events: the replayed history, then live changes.
+#[derive(Debug)]
+pub struct WatchStream {
+    hub: Arc<WatchHub>,
+    filter: WatchFilter,
+    replay: VecDeque<Arc<RevisionChanges>>,
+    live: broadcast::Receiver<HubMessage>,
+    /// Live revisions at or before this were asked to be skipped.
+    from: u64,
+    /// Every revision up to here has been turned into events (or filtered out).
+    position: u64,
+    /// The newest revision when the watch began: after the replay, position is at least it.
+    replayed_to: u64,
+    outbox: VecDeque<WatchEvent>,
+    bookmarks: tokio::time::Interval,
+    done: bool,
+}
+
+impl WatchStream {
+    /// The next event; `None` once the stream has ended (after `TooOld`, or when the hub
+    /// is gone).
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        loop {
+            if let Some(event) = self.outbox.pop_front() {
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            if let Some(revision) = self.replay.pop_front() {
+                self.take(&revision);
+                if self.replay.is_empty() {
+                    self.position = self.position.max(self.replayed_to);
+                }
+                continue;
+            }
+            self.position = self.position.max(self.replayed_to);
+            tokio::select! {
+                message = self.live.recv() => match message {
+                    Ok(HubMessage::Revision(revision)) => {
+                        if revision.revision > self.from {
+                            self.take(&revision);
+                        }
+                    }
+                    Ok(HubMessage::Reset { revision }) => return Some(self.end(revision)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let oldest = self.hub.lock().history.oldest();
+                        return Some(self.end(oldest));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+                _ = self.bookmarks.tick() => {
+                    return Some(WatchEvent::Bookmark { revision: self.position });
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, revision: &RevisionChanges) {
+        for change in &revision.changes {
+            self.outbox
+                .extend(self.filter.event(change, revision.revision));
+        }
+        self.position = revision.revision;
+    }
+
+    fn end(&mut self, oldest: u64) -> WatchEvent {
+        self.done = true;
+        self.outbox.clear();
+        WatchEvent::TooOld { oldest }
+    }
+}
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
