@@ -1,9 +1,12 @@
 //! `moor`: one binary for every part of moor. This file only parses the command line and
 //! hands each command to the library that does the work.
 //!
-//! There are the container runtime (`moor runtime …`, runc-compatible) and the image
-//! store (`moor image …`); the daemons and the cluster client come with later steps.
+//! There are the container runtime (`moor runtime …`, runc-compatible), the image store
+//! (`moor image …`), the controller (`moor controller`) and the cluster client
+//! (`moor apply|get|delete`); the agent comes with a later step.
 
+mod cluster;
+mod controller;
 mod image;
 mod log;
 mod runtime;
@@ -29,6 +32,10 @@ struct Cli {
     /// Registry mirrors, credentials and TLS (K3s's registries.yaml format).
     #[arg(long, global = true, env = "MOOR_REGISTRIES")]
     registries: Option<PathBuf>,
+    /// The client credential file: controllers, cluster CA, your certificate and key
+    /// (default ~/.moor/config).
+    #[arg(long, global = true, env = "MOOR_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,12 +46,24 @@ enum Command {
     Runtime(Box<runtime::RuntimeArgs>),
     /// Images: pull, push, import, save, build, list, remove.
     Image(image::ImageArgs),
+    /// Create or update the objects of manifests (files, directories or stdin).
+    Apply(cluster::ApplyArgs),
+    /// List objects, or show one, as a table, YAML or JSON.
+    Get(cluster::GetArgs),
+    /// Delete objects by kind and name, or those a manifest describes.
+    Delete(cluster::DeleteArgs),
+    /// Run a member of the controller group (--init makes a new cluster).
+    Controller(controller::ControllerArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Runtime(args) => runtime::main(*args),
+        Command::Apply(args) => cluster::apply(args, cli.config.as_deref()),
+        Command::Get(args) => cluster::get(args, cli.config.as_deref()),
+        Command::Delete(args) => cluster::delete(args, cli.config.as_deref()),
+        Command::Controller(args) => controller::main(args, &cli.data_dir),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

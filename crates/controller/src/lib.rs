@@ -5,4 +5,6 @@
 //! Does not own: running containers (agents do, over the wire).
 
 pub mod api;
+pub mod bootstrap;
+pub mod daemon;
 pub mod raft;

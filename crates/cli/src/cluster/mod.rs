@@ -1,0 +1,466 @@
+//! The cluster client: `moor apply`, `moor get`, `moor delete`. Each reads the
+//! credential file (`--config`, default `~/.moor/config`), asks any controller it lists
+//! over QUIC with mutual TLS (the client fails over between them by itself), and prints
+//! what kubectl would.
+//!
+//! ```text
+//! -f inputs ─ proto::parse ─► Request::Apply ─┐
+//! get/delete args ───────────► Request::… ────┼─► wire::Client ─► a controller
+//!                        tables, YAML, JSON ◄─┘◄── Response
+//! ```
+//!
+//! Exit codes: 0 done; 1 the request was refused or the input is wrong (the message
+//! says why and where); 2 bad command line; 3 no controller could answer (worth trying
+//! again later).
+
+mod inputs;
+mod print;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use proto::api::{ApiError, ApplyOutcome, Consistency, ObjectKey, Request, Response};
+use proto::{Kind, Object};
+
+pub use print::Format;
+
+/// `moor apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifests: files, directories (their .yaml, .yml and .json files) or `-` for stdin.
+    #[arg(short, long = "filename", required = true)]
+    file: Vec<PathBuf>,
+    /// Also the directories inside directories.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// The namespace of objects that name none.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Check everything and say what would change, without changing it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `moor get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to list: pods (po), deployments (deploy), services (svc), configmaps (cm), …
+    kind: String,
+    /// One object by name.
+    name: Option<String>,
+    /// Only objects whose labels match (`app=web,tier in (a,b),!canary`).
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// The namespace (default `default`).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// wide, yaml, json or name instead of the table.
+    #[arg(short, long, value_enum)]
+    output: Option<Format>,
+    /// Read the answering controller's own copy, which may lag (works from a minority).
+    #[arg(long)]
+    stale: bool,
+}
+
+/// `moor delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The kind, then the name (or use -f).
+    #[arg(num_args = 0..=2)]
+    what: Vec<String>,
+    /// Delete what these manifests describe.
+    #[arg(short, long = "filename", conflicts_with = "what")]
+    file: Vec<PathBuf>,
+    /// With -f: directories inside directories too.
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// The namespace (default `default`).
+    #[arg(short, long)]
+    namespace: Option<String>,
+}
+
+/// Why a command failed, and so its exit code.
+#[derive(Debug)]
+enum Failure {
+    /// Refused, or the input is wrong.
+    Refused(anyhow::Error),
+    /// No controller answered.
+    Unreachable(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(e)) => {
+            eprintln!("moor: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("moor: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// The credential file to use: `--config`, or `~/.moor/config`.
+fn config_path(flag: Option<&Path>) -> Result<PathBuf, Failure> {
+    if let Some(p) = flag {
+        return Ok(p.to_path_buf());
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("no --config given and HOME is not set"))?;
+    Ok(Path::new(&home).join(".moor/config"))
+}
+
+/// A connection to the cluster for one command.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: wire::Client,
+    described: String,
+}
+
+impl Session {
+    fn open(config: Option<&Path>) -> Result<Session, Failure> {
+        let path = config_path(config)?;
+        let config = wire::ClientConfig::load(&path).map_err(|e| {
+            let hint = if config.is_none() {
+                " (copy admin.conf from a controller's data directory there, or give --config)"
+            } else {
+                ""
+            };
+            anyhow!("{e}{hint}")
+        })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("start the client's event loop")?;
+        let described = config
+            .controllers
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.address))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let tls =
+            wire::tls::client_config(&config.ca, Some(&config.node), wire::TlsClock::system())
+                .context("client TLS settings")?;
+        let bind = match config.controllers.first().map(|c| c.address) {
+            Some(std::net::SocketAddr::V6(_)) => "[::]:0",
+            _ => "0.0.0.0:0",
+        };
+        let client = runtime.block_on(async {
+            let endpoint = wire::client_endpoint(
+                bind.parse().map_err(|e| anyhow!("{bind}: {e}"))?,
+                tls,
+                &wire::TransportOptions::default(),
+            )
+            .context("open the client's QUIC endpoint")?;
+            anyhow::Ok(wire::Client::new(
+                endpoint,
+                config.targets(),
+                wire::ClientOptions::default(),
+            ))
+        })?;
+        Ok(Session {
+            runtime,
+            client,
+            described,
+        })
+    }
+
+    fn call(&self, request: &Request) -> Result<Response, Failure> {
+        let answer = self
+            .runtime
+            .block_on(self.client.call::<Request, Response>(request));
+        match answer {
+            Ok(Response::Error(e)) => Err(api_failure(e)),
+            Ok(r) => Ok(r),
+            Err(e) if e.is_retryable() => Err(Failure::Unreachable(anyhow!(
+                "no controller answered ({}): {e}",
+                self.described
+            ))),
+            Err(e) => Err(Failure::Refused(anyhow!("{e}"))),
+        }
+    }
+}
+
+fn api_failure(e: ApiError) -> Failure {
+    if e.is_retryable() {
+        Failure::Unreachable(anyhow!("{e}"))
+    } else {
+        Failure::Refused(anyhow!("{e}"))
+    }
+}
+
+/// `moor apply`.
+pub fn apply(args: ApplyArgs, config: Option<&Path>) -> ExitCode {
+    finish((|| {
+        let inputs = inputs::read(
+            &args.file,
+            args.recursive,
+            args.namespace.as_deref(),
+            &mut std::io::stdin().lock(),
+        )
+        .map_err(|e| Failure::Refused(anyhow!("{e}")))?;
+        for w in &inputs.warnings {
+            eprintln!("warning: {w}");
+        }
+        let objects: Vec<Object> = inputs.objects.into_iter().map(|p| p.object).collect();
+        let session = Session::open(config)?;
+        let response = session.call(&Request::Apply {
+            objects,
+            dry_run: args.dry_run,
+        })?;
+        let Response::Applied { results, .. } = response else {
+            return Err(unexpected(&response));
+        };
+        let suffix = if args.dry_run { " (dry run)" } else { "" };
+        for r in results {
+            let outcome = match r.outcome {
+                ApplyOutcome::Created => "created",
+                ApplyOutcome::Configured => "configured",
+                ApplyOutcome::Unchanged => "unchanged",
+            };
+            println!(
+                "{}{} {outcome}{suffix}",
+                resource_prefix(r.key.kind),
+                r.key.name
+            );
+        }
+        Ok(())
+    })())
+}
+
+/// `moor get`.
+pub fn get(args: GetArgs, config: Option<&Path>) -> ExitCode {
+    finish((|| {
+        let kind = Kind::from_resource_name(&args.kind).ok_or_else(|| {
+            anyhow!(
+                "unknown kind {:?}: expected one of namespaces (ns), nodes (no), pods (po), deployments (deploy), daemonsets (ds), jobs, services (svc), configmaps (cm), secrets",
+                args.kind
+            )
+        })?;
+        if let Some(sel) = &args.selector {
+            proto::selector::Selector::parse(sel).map_err(|e| anyhow!("-l {sel:?}: {e}"))?;
+        }
+        let consistency = if args.stale {
+            Consistency::Stale
+        } else {
+            Consistency::Linearizable
+        };
+        let namespace = namespace_for(kind, args.namespace.as_deref(), args.all_namespaces);
+        let session = Session::open(config)?;
+        let objects = match &args.name {
+            Some(name) => {
+                let key = ObjectKey {
+                    kind,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                };
+                match session.call(&Request::Get { key, consistency })? {
+                    Response::Object { object, .. } => vec![*object],
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            None => match session.call(&Request::List {
+                kind,
+                namespace: namespace.clone(),
+                selector: args.selector.clone(),
+                consistency,
+            })? {
+                Response::List { objects, .. } => objects,
+                other => return Err(unexpected(&other)),
+            },
+        };
+        let text = match args.output {
+            Some(Format::Yaml) => {
+                proto::render::to_yaml_stream(&objects).map_err(|e| anyhow!("render YAML: {e}"))?
+            }
+            Some(Format::Json) => json_list(&objects)?,
+            Some(Format::Name) => print::names(&objects),
+            Some(Format::Wide) | None => {
+                if objects.is_empty() {
+                    let place = match &namespace {
+                        Some(ns) if kind.is_namespaced() => format!(" in {ns} namespace"),
+                        _ => String::new(),
+                    };
+                    eprintln!("No resources found{place}.");
+                    return Ok(());
+                }
+                print::table(
+                    kind,
+                    &objects,
+                    args.all_namespaces,
+                    args.output == Some(Format::Wide),
+                    SystemTime::now(),
+                )
+            }
+        };
+        print!("{text}");
+        Ok(())
+    })())
+}
+
+/// `moor delete`.
+pub fn delete(args: DeleteArgs, config: Option<&Path>) -> ExitCode {
+    finish((|| {
+        let keys: Vec<ObjectKey> = if args.file.is_empty() {
+            let [kind, name] = args.what.as_slice() else {
+                return Err(anyhow!("give KIND NAME, or -f FILE").into());
+            };
+            let kind =
+                Kind::from_resource_name(kind).ok_or_else(|| anyhow!("unknown kind {kind:?}"))?;
+            vec![ObjectKey {
+                kind,
+                namespace: namespace_for(kind, args.namespace.as_deref(), false),
+                name: name.clone(),
+            }]
+        } else {
+            let inputs = inputs::read(
+                &args.file,
+                args.recursive,
+                args.namespace.as_deref(),
+                &mut std::io::stdin().lock(),
+            )
+            .map_err(|e| Failure::Refused(anyhow!("{e}")))?;
+            inputs
+                .objects
+                .iter()
+                .map(|p| ObjectKey::of(&p.object))
+                .collect()
+        };
+        let session = Session::open(config)?;
+        let mut refused = Vec::new();
+        for key in keys {
+            match session.call(&Request::Delete {
+                key: key.clone(),
+                resource_version: None,
+            }) {
+                Ok(Response::Deleted { key, .. }) => {
+                    println!("{}{} deleted", resource_prefix(key.kind), key.name)
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(Failure::Refused(e)) => refused.push(e.to_string()),
+                Err(unreachable) => return Err(unreachable),
+            }
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("{}", refused.join("\n")).into())
+        }
+    })())
+}
+
+/// The namespace a command means: none for cluster-wide kinds and `-A`, else `-n` or
+/// `default`.
+fn namespace_for(kind: Kind, flag: Option<&str>, all: bool) -> Option<String> {
+    if !kind.is_namespaced() || all {
+        None
+    } else {
+        Some(flag.unwrap_or("default").to_string())
+    }
+}
+
+/// `deployment.apps/`, `service/`: how kubectl names objects in its messages.
+fn resource_prefix(kind: Kind) -> String {
+    let group = match kind.api_version().split_once('/') {
+        Some((group, _)) => format!(".{group}"),
+        None => String::new(),
+    };
+    format!("{}{group}/", kind.name().to_lowercase())
+}
+
+fn json_list(objects: &[Object]) -> Result<String, Failure> {
+    if let [one] = objects {
+        return proto::render::to_json(one).map_err(|e| anyhow!("render JSON: {e}").into());
+    }
+    let items: Vec<serde_json::Value> = objects
+        .iter()
+        .map(|o| {
+            proto::render::to_json(o)
+                .map_err(|e| anyhow!("render JSON: {e}"))
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| anyhow!("render JSON: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    Ok(format!(
+        "{}\n",
+        serde_json::to_string_pretty(&list).unwrap_or_default()
+    ))
+}
+
+fn unexpected(response: &Response) -> Failure {
+    let what = match response {
+        Response::Applied { .. } => "an apply result",
+        Response::Object { .. } => "an object",
+        Response::List { .. } => "a list",
+        Response::Deleted { .. } => "a deletion",
+        Response::Error(_) => "an error",
+    };
+    Failure::Refused(anyhow!(
+        "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::api::ErrorCode;
+
+    #[test]
+    fn messages_name_objects_as_kubectl_does() {
+        assert_eq!(resource_prefix(Kind::Deployment), "deployment.apps/");
+        assert_eq!(resource_prefix(Kind::Job), "job.batch/");
+        assert_eq!(resource_prefix(Kind::Service), "service/");
+        assert_eq!(resource_prefix(Kind::ConfigMap), "configmap/");
+    }
+
+    #[test]
+    fn namespaces_default_except_for_cluster_kinds_and_all() {
+        assert_eq!(
+            namespace_for(Kind::Pod, None, false).as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            namespace_for(Kind::Pod, Some("edge"), false).as_deref(),
+            Some("edge")
+        );
+        assert_eq!(namespace_for(Kind::Pod, None, true), None);
+        assert_eq!(namespace_for(Kind::Node, Some("edge"), false), None);
+    }
+
+    #[test]
+    fn only_unavailability_exits_with_three() {
+        assert!(matches!(
+            api_failure(ApiError::new(ErrorCode::Unavailable, "no leader")),
+            Failure::Unreachable(_)
+        ));
+        assert!(matches!(
+            api_failure(ApiError::new(ErrorCode::Conflict { current: 2 }, "changed")),
+            Failure::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn a_missing_config_names_the_file_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent");
+        let Err(Failure::Refused(e)) = Session::open(Some(&path)) else {
+            panic!("opened a session without a config");
+        };
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    }
+}

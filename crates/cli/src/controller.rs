@@ -1,0 +1,70 @@
+//! `moor controller`: runs a member of the controller group in the foreground (as a
+//! systemd service would). `--init` first makes a new cluster in `--data-dir`; later
+//! starts need only `--data-dir`. The work is in `controller::daemon`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// `moor controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Make a new cluster here: its CA, this controller's identity, and an admin
+    /// credential file (DATA_DIR/admin.conf, and ~/.moor/config if absent).
+    #[arg(long)]
+    init: bool,
+    /// This controller's name, in its certificate (default: the host name).
+    #[arg(long, requires = "init")]
+    name: Option<String>,
+    /// Where to listen (UDP, QUIC), with --init.
+    #[arg(long, default_value = "0.0.0.0:7443", requires = "init")]
+    listen: SocketAddr,
+    /// Where the others reach this controller, if not --listen (with --init).
+    #[arg(long, requires = "init")]
+    advertise: Option<SocketAddr>,
+    /// Raft timings: lan (fails over in under 2 s) or slow-disk (SD cards, busy disks).
+    #[arg(long, default_value = "lan")]
+    profile: String,
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+pub fn main(args: ControllerArgs, data_dir: &Path) -> ExitCode {
+    let name = match args.name {
+        Some(n) => n,
+        None => match host_name() {
+            Some(n) => n,
+            None => {
+                eprintln!("moor: the host name is not a usable node name: give --name");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let options = controller::daemon::Options {
+        data_dir: data_dir.to_path_buf(),
+        init: args.init.then(|| controller::daemon::InitArgs {
+            name,
+            listen: args.listen,
+            advertise: args.advertise,
+            user_config: std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| Path::new(&h).join(".moor/config")),
+        }),
+        profile: args.profile,
+    };
+    match controller::daemon::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moor: controller: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The host name, lowercased, if it is a valid node name.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().split('.').next()?.to_ascii_lowercase();
+    wire::identity::validate_name(&name).ok().map(|()| name)
+}

@@ -1,0 +1,280 @@
+//! `moor controller`: one member of the controller group, in the foreground until SIGINT
+//! or SIGTERM.
+//!
+//! ```text
+//! --init? ─► bootstrap::init (CA, identity, admin.conf)
+//! bootstrap::load ─► one QUIC endpoint on --listen (serves, and dials the other members)
+//!   ├─ RaftNode (raft.redb) ─ initialize once, or rejoin by itself
+//!   ├─ ApiService over NodeCluster (writes via Raft, reads local, watches from the feed)
+//!   └─ wire::serve(Dispatch): first byte RAFT_TAG ─► Raft service, else ─► API
+//! ```
+//!
+//! Owns: putting the pieces together and the order they start and stop in. Does not own
+//! any of the pieces. An idle controller writes nothing and logs nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use wire::frame::{FrameError, FramedStream};
+use wire::{Handler, Peer};
+
+use crate::api::{ApiOptions, ApiService, Applied, Cluster, ClusterError};
+use crate::bootstrap::{self, BootstrapError, InitOptions};
+use crate::raft::{
+    NodeConfig, NodeError, NodeInfo, Profile, RaftNode, RaftOptions, RaftService, Request,
+    Response, StateReader, StorageOptions, is_raft_call,
+};
+
+/// What `moor controller` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// Make a new cluster first.
+    pub init: Option<InitArgs>,
+    /// Raft timings: `lan` or `slow-disk`.
+    pub profile: String,
+}
+
+/// `--init`'s settings.
+#[derive(Debug, Clone)]
+pub struct InitArgs {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    /// `~/.moor/config`, written if absent.
+    pub user_config: Option<PathBuf>,
+}
+
+/// Why the controller could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    #[error(transparent)]
+    Profile(#[from] crate::raft::config::ConfigError),
+    #[error("the raft node: {0}")]
+    Node(Box<NodeError>),
+    #[error("tls settings: {0}")]
+    Tls(#[from] wire::tls::TlsError),
+    #[error("listen on {addr}: {source}")]
+    Endpoint {
+        addr: SocketAddr,
+        #[source]
+        source: wire::EndpointError,
+    },
+    #[error("start the event loop: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("signal handling: {0}")]
+    Signal(#[source] std::io::Error),
+    #[error("the api: {0}")]
+    Api(#[source] crate::raft::StoreError),
+}
+
+impl From<NodeError> for DaemonError {
+    fn from(e: NodeError) -> Self {
+        DaemonError::Node(Box::new(e))
+    }
+}
+
+/// Runs the controller until a signal stops it.
+pub fn run(options: Options) -> Result<(), DaemonError> {
+    let profile: Profile = options.profile.parse()?;
+    let fresh = match &options.init {
+        Some(init) => {
+            let done = bootstrap::init(&InitOptions {
+                data_dir: options.data_dir.clone(),
+                name: init.name.clone(),
+                listen: init.listen,
+                advertise: init.advertise,
+                user_config: init.user_config.clone(),
+                now: std::time::SystemTime::now(),
+            })?;
+            eprintln!(
+                "moor: initialised a new cluster; controller {} (id {}) at {}; admin credentials in {}{}",
+                done.member.name,
+                done.member.id,
+                done.member.advertise,
+                done.admin_config.display(),
+                done.user_config
+                    .as_ref()
+                    .map(|p| format!(" and {}", p.display()))
+                    .unwrap_or_default()
+            );
+            true
+        }
+        None => false,
+    };
+    let identity = bootstrap::load(&options.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(serve(options, identity, profile, fresh))
+}
+
+async fn serve(
+    options: Options,
+    identity: bootstrap::Identity,
+    profile: Profile,
+    fresh: bool,
+) -> Result<(), DaemonError> {
+    let member = identity.member.clone();
+    let clock = wire::TlsClock::system();
+    let server_tls = wire::tls::server_config(identity.ca.cert(), &identity.node, false, clock)?;
+    let client_tls = wire::tls::client_config(identity.ca.cert(), Some(&identity.node), clock)?;
+    // Members dial each other with short idle timeouts, so a peer that died without
+    // closing its connection is noticed quickly (see `RaftNode::start`).
+    let transport = wire::TransportOptions::default();
+    let endpoint =
+        wire::server_endpoint(member.listen, server_tls, &transport).map_err(|source| {
+            DaemonError::Endpoint {
+                addr: member.listen,
+                source,
+            }
+        })?;
+    let peer_transport = wire::TransportOptions {
+        keep_alive: Duration::from_millis(500),
+        idle_timeout: Duration::from_secs(2),
+        ..wire::TransportOptions::default()
+    };
+    let dial = wire::client_endpoint(unspecified_like(member.listen), client_tls, &peer_transport)
+        .map_err(|source| DaemonError::Endpoint {
+            addr: member.listen,
+            source,
+        })?;
+    let node = RaftNode::start(
+        NodeConfig {
+            id: member.id,
+            data_dir: bootstrap::raft_dir(&options.data_dir),
+            storage: StorageOptions::default(),
+            raft: RaftOptions::profile(profile),
+        },
+        dial,
+        wire::ClientOptions::default(),
+    )
+    .await?;
+    if fresh {
+        node.initialize(NodeInfo {
+            name: member.name.clone(),
+            address: member.advertise.to_string(),
+        })
+        .await?;
+    }
+    let node = Arc::new(node);
+    let cluster = Arc::new(NodeCluster {
+        feed: node.changes(),
+        node: Arc::clone(&node),
+    });
+    let api =
+        ApiService::start(Arc::clone(&cluster), ApiOptions::default()).map_err(DaemonError::Api)?;
+    let handler = Arc::new(Dispatch {
+        raft: node.service(),
+        api,
+    });
+    let shutdown = shutdown_signal()?;
+    wire::serve(
+        endpoint,
+        Arc::clone(&handler),
+        wire::ServeOptions::default(),
+        shutdown,
+    )
+    .await;
+    drop(handler);
+    drop(cluster);
+    // If something still holds the node (a call finishing), the process exits anyway and
+    // redb recovers on the next open.
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// The wildcard address of `listen`'s family, for the dialling endpoint.
+fn unspecified_like(listen: SocketAddr) -> SocketAddr {
+    match listen {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// Calls from members go to Raft, calls from clients to the API: Raft calls start with a
+/// byte no API request starts with.
+struct Dispatch {
+    raft: RaftService,
+    api: ApiService<NodeCluster>,
+}
+
+impl Handler for Dispatch {
+    async fn call(
+        &self,
+        peer: Peer,
+        request: Bytes,
+        stream: &mut FramedStream,
+    ) -> Result<(), FrameError> {
+        if is_raft_call(&request) {
+            self.raft.handle(&peer, &request, stream).await
+        } else {
+            self.api.call(peer, request, stream).await
+        }
+    }
+}
+
+/// The Raft node as the API needs it.
+struct NodeCluster {
+    node: Arc<RaftNode>,
+    feed: broadcast::Sender<Applied>,
+}
+
+impl Cluster for NodeCluster {
+    async fn write(&self, request: Request) -> Result<Response, ClusterError> {
+        self.node.write(request).await.map_err(cluster_error)
+    }
+
+    async fn read_barrier(&self) -> Result<(), ClusterError> {
+        self.node.read_barrier().await.map_err(cluster_error)
+    }
+
+    fn reader(&self) -> StateReader {
+        self.node.reader()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Applied> {
+        self.feed.subscribe()
+    }
+}
+
+fn cluster_error(e: NodeError) -> ClusterError {
+    match e {
+        NodeError::NoLeader { .. } => ClusterError::NoQuorum,
+        NodeError::Timeout { after, .. } => ClusterError::Timeout { after },
+        NodeError::Stopped => ClusterError::Stopped,
+        NodeError::Storage { source, .. } => ClusterError::Storage(source),
+        other if other.is_retryable() => ClusterError::NoQuorum,
+        other => {
+            // Not retryable and not storage: a forwarded write that may have run, or a
+            // refusal by the leader. Reported as a timeout, which the API answers as
+            // "may or may not have been applied".
+            tracing::debug!(error = %other, "raft write failed");
+            ClusterError::Timeout {
+                after: Duration::ZERO,
+            }
+        }
+    }
+}
