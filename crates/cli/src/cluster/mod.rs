@@ -207,13 +207,7 @@ fn api_failure(e: ApiError) -> Failure {
 /// `moor apply`.
 pub fn apply(args: ApplyArgs, config: Option<&Path>) -> ExitCode {
     finish((|| {
-        let inputs = inputs::read(
-            &args.file,
-            args.recursive,
-            args.namespace.as_deref(),
-            &mut std::io::stdin().lock(),
-        )
-        .map_err(|e| Failure::Refused(anyhow!("{e}")))?;
+        let inputs = read_inputs(&args.file, args.recursive, args.namespace.as_deref())?;
         for w in &inputs.warnings {
             eprintln!("warning: {w}");
         }
@@ -328,14 +322,7 @@ pub fn delete(args: DeleteArgs, config: Option<&Path>) -> ExitCode {
                 name: name.clone(),
             }]
         } else {
-            let inputs = inputs::read(
-                &args.file,
-                args.recursive,
-                args.namespace.as_deref(),
-                &mut std::io::stdin().lock(),
-            )
-            .map_err(|e| Failure::Refused(anyhow!("{e}")))?;
-            inputs
+            read_inputs(&args.file, args.recursive, args.namespace.as_deref())?
                 .objects
                 .iter()
                 .map(|p| ObjectKey::of(&p.object))
@@ -362,6 +349,16 @@ pub fn delete(args: DeleteArgs, config: Option<&Path>) -> ExitCode {
             Err(anyhow!("{}", refused.join("\n")).into())
         }
     })())
+}
+
+/// `-f` inputs, stdin for `-`.
+fn read_inputs(
+    files: &[PathBuf],
+    recursive: bool,
+    namespace: Option<&str>,
+) -> Result<inputs::Inputs, Failure> {
+    inputs::read(files, recursive, namespace, &mut std::io::stdin().lock())
+        .map_err(|e| Failure::Refused(anyhow!("{e}")))
 }
 
 /// The namespace a command means: none for cluster-wide kinds and `-A`, else `-n` or

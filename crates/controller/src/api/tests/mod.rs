@@ -2,90 +2,35 @@
 //! dir), and over QUIC.
 //!
 //! [`RaftCluster`] is the test implementation of [`Cluster`]: writes go through
-//! `Raft::client_write`, barriers through `ensure_linearizable`, and the change feed is
-//! made by reading the touched keys before and after each write, with writes serialized
-//! so that nothing else changes them in between.
+//! `Raft::client_write`, barriers through `ensure_linearizable`, and the change feed is the
+//! state machine's own.
 
 mod quic;
 mod service;
 mod watch;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::v2::RaftNetworkV2;
-use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
-};
 use openraft::{Config, Raft, ReadPolicy};
 use proto::Object;
 use proto::api::{ApiError, Request, Response};
 use tokio::sync::broadcast;
 use wire::Role;
 
-use super::{ApiOptions, ApiService, Applied, Caller, Change, Cluster, ClusterError};
-use crate::raft::{
-    NodeInfo, ObjectKey, Snapshot, StateMachine, StateReader, Storage, StorageOptions, TypeConfig,
-    Vote,
-};
+use super::{ApiOptions, ApiService, Applied, Caller, Cluster, ClusterError};
+use crate::raft::tests::single_node::NoPeers;
+use crate::raft::{NodeInfo, StateMachine, StateReader, Storage, StorageOptions, TypeConfig};
 
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A network with nobody on it: a single voter never calls it.
-#[derive(Debug)]
-struct NoPeers;
-
-impl RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeers;
-
-    async fn new_client(&mut self, _target: u64, _node: &NodeInfo) -> NoPeers {
-        NoPeers
-    }
-}
-
-impl RaftNetworkV2<TypeConfig> for NoPeers {
-    type SnapshotData = Vec<u8>;
-
-    async fn append_entries(
-        &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(Unreachable::from_string("no peers")))
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Err(RPCError::Unreachable(Unreachable::from_string("no peers")))
-    }
-
-    async fn full_snapshot(
-        &mut self,
-        _vote: Vote,
-        _snapshot: Snapshot,
-        _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
-        _option: RPCOption,
-    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        Err(StreamingError::Unreachable(Unreachable::from_string(
-            "no peers",
-        )))
-    }
-}
 
 /// One controller that leads a group of one.
 pub(crate) struct RaftCluster {
     raft: Raft<TypeConfig, StateMachine>,
     reader: StateReader,
     feed: broadcast::Sender<Applied>,
-    writes: tokio::sync::Mutex<()>,
     /// When set, writes and barriers fail as if the group had lost its quorum.
     pub(crate) cut_off: AtomicBool,
     _dir: tempfile::TempDir,
@@ -120,12 +65,10 @@ impl RaftCluster {
             .current_leader(1, "single voter leads")
             .await
             .unwrap();
-        let (feed, _) = broadcast::channel(1024);
         Arc::new(RaftCluster {
             raft,
             reader: storage.reader(),
-            feed,
-            writes: tokio::sync::Mutex::new(()),
+            feed: storage.changes(),
             cut_off: AtomicBool::new(false),
             _dir: dir,
         })
@@ -145,30 +88,11 @@ impl Cluster for RaftCluster {
         request: crate::raft::Request,
     ) -> Result<crate::raft::Response, ClusterError> {
         self.check_reachable()?;
-        let _only_writer = self.writes.lock().await;
-        let mut keys: Vec<ObjectKey> = Vec::new();
-        for op in request.clone().into_ops() {
-            if !keys.contains(op.key()) {
-                keys.push(op.key().clone());
-            }
-        }
-        let old: Vec<_> = keys
-            .iter()
-            .map(|key| self.reader.get(key))
-            .collect::<Result<_, _>>()?;
         let written = self
             .raft
             .client_write(request)
             .await
             .map_err(|_| ClusterError::NoQuorum)?;
-        if let crate::raft::Response::Written { revision } = written.data {
-            let mut changes = Vec::new();
-            for (key, old) in keys.into_iter().zip(old) {
-                let new = self.reader.get(&key)?;
-                changes.push(Change { key, old, new });
-            }
-            let _ = self.feed.send(Applied::Changes { revision, changes });
-        }
         Ok(written.data)
     }
 

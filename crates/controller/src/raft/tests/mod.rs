@@ -6,7 +6,7 @@ mod disk;
 mod durability;
 mod power_cut;
 mod reads;
-mod single_node;
+pub(crate) mod single_node;
 mod suite;
 
 use openraft::entry::RaftEntry;

@@ -30,9 +30,10 @@ use crate::raft::Storage;
 use crate::raft::StorageOptions;
 use crate::raft::TypeConfig;
 
-/// A network with nobody on it: a single voter never calls it.
+/// A network with nobody on it: a single voter never calls it (also used by the API's
+/// tests).
 #[derive(Debug)]
-struct NoPeers;
+pub(crate) struct NoPeers;
 
 impl RaftNetworkFactory<TypeConfig> for NoPeers {
     type Network = NoPeers;
