@@ -144,10 +144,10 @@ impl Controller {
         // The database is closed once shutdown returns: the directory opens again at once.
         drop(controller::raft::Storage::open(&self.dir, &StorageOptions::default()).unwrap());
         let _ = self.stop.send(());
-        // The node and its database are closed by now. `wire::serve` then waits for its QUIC
-        // connections to drain; for a controller restarted on the same port that took the
-        // whole idle timeout (30 s) here, a connection that did not close with the endpoint
-        // (reported to the wire crate's owner). Do not let that slow the suite.
+        // The node and its database are closed by now. `wire::serve` then lets its QUIC
+        // connections drain, for at most `wire::server::DRAIN_LIMIT` (without that bound a
+        // controller restarted on its own port once waited out the whole 30 s idle
+        // timeout); the guard below only keeps a regression from stalling the suite.
         let mut server = self.server;
         if tokio::time::timeout(Duration::from_secs(3), &mut server)
             .await

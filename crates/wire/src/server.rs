@@ -126,8 +126,14 @@ pub async fn serve<H: Handler>(
     }
     endpoint.close(codes::CLOSED, b"shutting down");
     connections.shutdown().await;
-    endpoint.wait_idle().await;
+    // Waiting lets the close reach the peers; it is bounded because a connection whose
+    // peer is gone drains for three probe timeouts, which back off toward the idle
+    // timeout (30 s was seen for a controller restarted on its own port).
+    let _ = tokio::time::timeout(DRAIN_LIMIT, endpoint.wait_idle()).await;
 }
+
+/// How long `serve` waits for closed connections to drain before it returns.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn connection<H: Handler>(incoming: Incoming, handler: Arc<H>, options: ServeOptions) {
     let addr = incoming.remote_address();
