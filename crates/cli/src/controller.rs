@@ -1,6 +1,8 @@
 //! `moor controller`: runs a member of the controller group in the foreground (as a
-//! systemd service would). `--init` first makes a new cluster in `--data-dir`; later
-//! starts need only `--data-dir`. The work is in `controller::daemon`.
+//! systemd service would). `--init` first makes a new cluster in `--data-dir`, `--join`
+//! joins a running one with a token from `moor token create --role controller`; later
+//! starts need only `--data-dir`. The work is in `controller::daemon` and
+//! `controller::joiner`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,16 +15,27 @@ use clap::Args;
 pub struct ControllerArgs {
     /// Make a new cluster here: its CA, this controller's identity, and an admin
     /// credential file (DATA_DIR/admin.conf, and ~/.moor/config if absent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "join")]
     init: bool,
+    /// Join a running cluster with this token (`moor token create --role controller`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        requires = "server",
+        env = "MOOR_JOIN_TOKEN"
+    )]
+    join: Option<String>,
+    /// A controller of the cluster to join through (IP:port), with --join.
+    #[arg(long, requires = "join")]
+    server: Option<SocketAddr>,
     /// This controller's name, in its certificate (default: the host name).
-    #[arg(long, requires = "init")]
+    #[arg(long)]
     name: Option<String>,
-    /// Where to listen (UDP, QUIC), with --init.
-    #[arg(long, default_value = "0.0.0.0:7443", requires = "init")]
+    /// Where to listen (UDP, QUIC), with --init or --join.
+    #[arg(long, default_value = "0.0.0.0:7443")]
     listen: SocketAddr,
-    /// Where the others reach this controller, if not --listen (with --init).
-    #[arg(long, requires = "init")]
+    /// Where the others reach this controller, if not --listen (with --init or --join).
+    #[arg(long)]
     advertise: Option<SocketAddr>,
     /// Raft timings: lan (fails over in under 2 s) or slow-disk (SD cards, busy disks).
     #[arg(long, default_value = "lan")]
@@ -31,6 +44,13 @@ pub struct ControllerArgs {
 
 /// Runs the controller until SIGINT or SIGTERM.
 pub fn main(args: ControllerArgs, data_dir: &Path) -> ExitCode {
+    let first_start = args.init || args.join.is_some();
+    if !first_start && (args.name.is_some() || args.advertise.is_some()) {
+        eprintln!(
+            "moor: --name and --advertise are for --init or --join; later starts read them from the data directory"
+        );
+        return ExitCode::from(2);
+    }
     let name = match args.name {
         Some(n) => n,
         None => match host_name() {
@@ -44,13 +64,24 @@ pub fn main(args: ControllerArgs, data_dir: &Path) -> ExitCode {
     let options = controller::daemon::Options {
         data_dir: data_dir.to_path_buf(),
         init: args.init.then(|| controller::daemon::InitArgs {
-            name,
+            name: name.clone(),
             listen: args.listen,
             advertise: args.advertise,
             user_config: std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
                 .map(|h| Path::new(&h).join(".moor/config")),
         }),
+        join: match (args.join, args.server) {
+            (Some(token), Some(server)) => Some(controller::joiner::JoinOptions {
+                data_dir: data_dir.to_path_buf(),
+                token,
+                server,
+                name,
+                listen: args.listen,
+                advertise: args.advertise,
+            }),
+            _ => None,
+        },
         profile: args.profile,
     };
     match controller::daemon::run(options) {

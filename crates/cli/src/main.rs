@@ -3,7 +3,7 @@
 //!
 //! There are the container runtime (`moor runtime …`, runc-compatible), the image store
 //! (`moor image …`), the controller (`moor controller`) and the cluster client
-//! (`moor apply|get|delete`); the agent comes with a later step.
+//! (`moor apply|get|delete`, `moor token`); the agent comes with a later step.
 
 mod cluster;
 mod controller;
@@ -11,6 +11,7 @@ mod image;
 mod log;
 mod runtime;
 mod table;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,8 +53,10 @@ enum Command {
     Get(cluster::GetArgs),
     /// Delete objects by kind and name, or those a manifest describes.
     Delete(cluster::DeleteArgs),
-    /// Run a member of the controller group (--init makes a new cluster).
+    /// Run a member of the controller group (--init makes a new cluster, --join joins one).
     Controller(controller::ControllerArgs),
+    /// Join tokens: create, ls, rm (admin).
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Get(args) => cluster::get(args, cli.config.as_deref()),
         Command::Delete(args) => cluster::delete(args, cli.config.as_deref()),
         Command::Controller(args) => controller::main(args, &cli.data_dir),
+        Command::Token(args) => token::main(args, cli.config.as_deref()),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -27,7 +27,7 @@ use wire::{ClientConfig, ClusterCa, ControllerEntry, NodeCert, Role};
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86400);
 /// How long member and admin certificates are valid (renewed long before, later).
 pub const CERT_VALIDITY: Duration = Duration::from_secs(365 * 86400);
-const MEMBER_FILE: &str = "member.json";
+pub(crate) const MEMBER_FILE: &str = "member.json";
 const MAX_MEMBER_FILE: u64 = 64 * 1024;
 
 /// Errors of bootstrapping. Each names the file or the setting.
@@ -101,7 +101,8 @@ pub struct Identity {
     pub node: NodeCert,
 }
 
-fn pki(data_dir: &Path) -> PathBuf {
+/// The directory of the CA and this controller's certificate.
+pub fn pki(data_dir: &Path) -> PathBuf {
     data_dir.join("pki")
 }
 
@@ -215,7 +216,20 @@ pub fn load(data_dir: &Path) -> Result<Identity, BootstrapError> {
     Ok(Identity { member, ca, node })
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {
+/// The CA as the join service hands it out: the stored files' text with the loaded CA.
+pub fn ca_files(data_dir: &Path, ca: ClusterCa) -> Result<crate::join::CaFiles, BootstrapError> {
+    let read = |file: &str| {
+        let path = pki(data_dir).join(file);
+        std::fs::read_to_string(&path).map_err(io("read", &path))
+    };
+    Ok(crate::join::CaFiles {
+        cert_pem: read("ca.pem")?,
+        key_pem: read("ca.key")?,
+        ca,
+    })
+}
+
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -224,7 +238,7 @@ fn create_private_dir(dir: &Path) -> Result<(), BootstrapError> {
         .map_err(io("create", dir))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BootstrapError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), BootstrapError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

@@ -3,10 +3,14 @@
 //!
 //! ```text
 //! --init? ─► bootstrap::init (CA, identity, admin.conf)
+//! --join? ─► joiner::join (key, join call, CA + certificate, member.json, join.json)
 //! bootstrap::load ─► one QUIC endpoint on --listen (serves, and dials the other members)
 //!   ├─ RaftNode (raft.redb) ─ initialize once, or rejoin by itself
 //!   ├─ ApiService over NodeCluster (writes via Raft, reads local, watches from the feed)
-//!   └─ wire::serve(Dispatch): first byte RAFT_TAG ─► Raft service, else ─► API
+//!   ├─ JoinService: tokens, joins (join ALPN), admission of joined controllers
+//!   ├─ join.json present? ─► joiner::admit in the background until the group adds us
+//!   └─ wire::serve(Dispatch): first byte RAFT_TAG ─► Raft service; token and admission
+//!      calls ─► JoinService; else ─► API; cert-less calls on the join ALPN ─► JoinService
 //! ```
 //!
 //! Owns: putting the pieces together and the order they start and stop in. Does not own
@@ -22,10 +26,11 @@ use tokio::sync::broadcast;
 use wire::frame::{FrameError, FramedStream};
 use wire::{Handler, Peer};
 
-use crate::api::{ApiOptions, ApiService, Applied, Cluster, ClusterError};
+use crate::api::{ApiOptions, ApiService, Applied, Caller, Cluster, ClusterError};
 use crate::bootstrap::{self, BootstrapError, InitOptions};
+use crate::join::{Group, JoinService};
 use crate::raft::{
-    NodeConfig, NodeError, NodeInfo, Profile, RaftNode, RaftOptions, RaftService, Request,
+    NodeConfig, NodeError, NodeId, NodeInfo, Profile, RaftNode, RaftOptions, RaftService, Request,
     Response, StateReader, StorageOptions, is_raft_call,
 };
 
@@ -35,6 +40,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Make a new cluster first.
     pub init: Option<InitArgs>,
+    /// Join a running cluster first.
+    pub join: Option<crate::joiner::JoinOptions>,
     /// Raft timings: `lan` or `slow-disk`.
     pub profile: String,
 }
@@ -72,6 +79,14 @@ pub enum DaemonError {
     Signal(#[source] std::io::Error),
     #[error("the api: {0}")]
     Api(#[source] crate::raft::StoreError),
+    #[error(transparent)]
+    Join(Box<crate::joiner::JoinerError>),
+}
+
+impl From<crate::joiner::JoinerError> for DaemonError {
+    fn from(e: crate::joiner::JoinerError) -> Self {
+        DaemonError::Join(Box::new(e))
+    }
 }
 
 impl From<NodeError> for DaemonError {
@@ -108,12 +123,19 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         }
         None => false,
     };
-    let identity = bootstrap::load(&options.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
+    if let Some(join) = &options.join {
+        let member = runtime.block_on(crate::joiner::join(join))?;
+        eprintln!(
+            "moor: joined the cluster through {}; controller {} (id {}) at {}",
+            join.server, member.name, member.id, member.advertise
+        );
+    }
+    let identity = bootstrap::load(&options.data_dir)?;
     runtime.block_on(serve(options, identity, profile, fresh))
 }
 
@@ -125,8 +147,10 @@ async fn serve(
 ) -> Result<(), DaemonError> {
     let member = identity.member.clone();
     let clock = wire::TlsClock::system();
-    let server_tls = wire::tls::server_config(identity.ca.cert(), &identity.node, false, clock)?;
+    // Every controller answers joins: it holds the CA key (see `join`).
+    let server_tls = wire::tls::server_config(identity.ca.cert(), &identity.node, true, clock)?;
     let client_tls = wire::tls::client_config(identity.ca.cert(), Some(&identity.node), clock)?;
+    let admission_tls = client_tls.clone();
     // Members dial each other with short idle timeouts, so a peer that died without
     // closing its connection is noticed quickly (see `RaftNode::start`).
     let transport = wire::TransportOptions::default();
@@ -172,10 +196,41 @@ async fn serve(
     });
     let api =
         ApiService::start(Arc::clone(&cluster), ApiOptions::default()).map_err(DaemonError::Api)?;
+    let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca)?;
+    let join = JoinService::new(Arc::clone(&cluster), ca_files, clock);
     let handler = Arc::new(Dispatch {
         raft: node.service(),
         api,
+        join,
     });
+    let admission = match crate::joiner::pending(&options.data_dir)? {
+        Some(pending) => {
+            let endpoint = wire::client_endpoint(
+                unspecified_like(member.listen),
+                admission_tls,
+                &wire::TransportOptions::default(),
+            )
+            .map_err(|source| DaemonError::Endpoint {
+                addr: member.listen,
+                source,
+            })?;
+            let client = wire::Client::new(
+                endpoint,
+                Vec::new(),
+                wire::ClientOptions {
+                    call_timeout: Duration::from_secs(70),
+                    ..wire::ClientOptions::default()
+                },
+            );
+            Some(tokio::spawn(crate::joiner::admit(
+                options.data_dir.clone(),
+                member.clone(),
+                pending,
+                client,
+            )))
+        }
+        None => None,
+    };
     let shutdown = shutdown_signal()?;
     wire::serve(
         endpoint,
@@ -184,6 +239,9 @@ async fn serve(
         shutdown,
     )
     .await;
+    if let Some(admission) = admission {
+        admission.abort();
+    }
     drop(handler);
     drop(cluster);
     // If something still holds the node (a call finishing), the process exits anyway and
@@ -214,11 +272,13 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, DaemonErro
     })
 }
 
-/// Calls from members go to Raft, calls from clients to the API: Raft calls start with a
-/// byte no API request starts with.
+/// Calls from members go to Raft, calls from clients to the API (Raft calls start with a
+/// byte no API request starts with); token calls and a joined controller's admission go to
+/// the join service, and so do the calls of boxes without a certificate (join ALPN).
 struct Dispatch {
     raft: RaftService,
     api: ApiService<NodeCluster>,
+    join: JoinService<NodeCluster>,
 }
 
 impl Handler for Dispatch {
@@ -229,10 +289,27 @@ impl Handler for Dispatch {
         stream: &mut FramedStream,
     ) -> Result<(), FrameError> {
         if is_raft_call(&request) {
-            self.raft.handle(&peer, &request, stream).await
-        } else {
-            self.api.call(peer, request, stream).await
+            return self.raft.handle(&peer, &request, stream).await;
         }
+        // Decoded twice for API calls (here and in the API): cheap next to the call.
+        match wire::frame::decode::<proto::api::Request>(&request) {
+            Ok(call) if JoinService::<NodeCluster>::answers(&call) => {
+                let caller = Caller::from(&peer);
+                let response = self.join.handle_member(&caller, call).await;
+                stream.send(&response).await
+            }
+            _ => self.api.call(peer, request, stream).await,
+        }
+    }
+
+    async fn join(
+        &self,
+        addr: SocketAddr,
+        request: Bytes,
+        stream: &mut FramedStream,
+    ) -> Result<(), FrameError> {
+        let response = self.join.handle_join(addr, &request).await;
+        stream.send(&response).await
     }
 }
 
@@ -257,6 +334,16 @@ impl Cluster for NodeCluster {
 
     fn subscribe(&self) -> broadcast::Receiver<Applied> {
         self.feed.subscribe()
+    }
+}
+
+impl Group for NodeCluster {
+    fn members(&self) -> Vec<crate::raft::Member> {
+        self.node.members()
+    }
+
+    async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<(), ClusterError> {
+        self.node.add_member(id, info).await.map_err(cluster_error)
     }
 }
 

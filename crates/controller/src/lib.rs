@@ -1,10 +1,14 @@
 //! The controller group: Raft-replicated cluster state and the client API.
 //!
-//! Owns: Raft (openraft) with log and state machine in redb (`raft`), and, in later steps,
-//! the API, watches, the scheduler, the reconcilers, certificates for joining nodes, backups.
+//! Owns: Raft (openraft) with log and state machine in redb (`raft`), the client API
+//! (`api`), join tokens and certificates for joining nodes (`tokens`, `join`, `joiner`),
+//! and, in later steps, the scheduler, the reconcilers, backups.
 //! Does not own: running containers (agents do, over the wire).
 
 pub mod api;
 pub mod bootstrap;
 pub mod daemon;
+pub mod join;
+pub mod joiner;
 pub mod raft;
+pub mod tokens;

@@ -99,6 +99,98 @@ pub enum Request {
         selector: Option<String>,
         from_revision: u64,
     },
+    /// Makes a join token for `role`, valid for `ttl_secs` and `uses` joins (admin only).
+    CreateToken {
+        role: JoinRole,
+        ttl_secs: u64,
+        uses: u32,
+    },
+    /// Every join token, without its secret (admin only).
+    ListTokens,
+    /// Removes a join token (admin only).
+    DeleteToken { id: String },
+    /// Adds the calling controller (named by its certificate) to the Raft group under the
+    /// id its join reserved, at `address`: the second step of `moor controller --join`.
+    AddController { id: u64, address: String },
+}
+
+/// The role a join token admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinRole {
+    Controller,
+    Agent,
+}
+
+impl JoinRole {
+    /// `controller` or `agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinRole::Controller => "controller",
+            JoinRole::Agent => "agent",
+        }
+    }
+}
+
+impl std::fmt::Display for JoinRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A join token as `moor token ls` shows it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub role: JoinRole,
+    /// Seconds since the Unix epoch, by the controller's clock.
+    pub expires_at: u64,
+    pub uses_left: u32,
+}
+
+/// The one call of a box without a certificate, on the join ALPN: prove the token's
+/// secret and ask for a certificate for a public key made by the joiner (its private key
+/// never leaves it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token_id: String,
+    pub secret: Vec<u8>,
+    pub role: JoinRole,
+    pub name: String,
+    /// An uncompressed P-256 point (65 bytes).
+    pub public_key: Vec<u8>,
+    /// Where the other controllers reach a joining controller (`IP:port`).
+    pub advertise: Option<String>,
+}
+
+/// One controller of the group, as a join answer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+}
+
+/// What a joiner gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    /// The joiner's certificate chain, leaf first (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// The cluster CA certificate (PEM).
+    pub ca_pem: String,
+    /// The cluster CA key (PEM), for a joining controller only: every controller answers
+    /// joins.
+    pub ca_key_pem: Option<String>,
+    /// The Raft id reserved for a joining controller.
+    pub raft_id: Option<u64>,
+    /// The controller group now.
+    pub members: Vec<GroupMember>,
+}
+
+/// The answer to a [`JoinRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinResponse {
+    Joined(Box<Joined>),
+    Refused(ApiError),
 }
 
 /// What `Apply` did to one object.
@@ -138,6 +230,17 @@ pub enum Response {
         revision: u64,
     },
     Error(ApiError),
+    /// A new join token: the only time its secret is shown.
+    Token {
+        token: String,
+    },
+    Tokens(Vec<TokenInfo>),
+    TokenDeleted {
+        id: String,
+    },
+    ControllerAdded {
+        id: u64,
+    },
 }
 
 /// One change seen by a watch.
@@ -307,6 +410,46 @@ mod tests {
             revision: 12,
         });
         round_trip(WatchEvent::TooOld { oldest: 100 });
+        round_trip(Request::CreateToken {
+            role: JoinRole::Controller,
+            ttl_secs: 86400,
+            uses: 1,
+        });
+        round_trip(Request::ListTokens);
+        round_trip(Request::DeleteToken { id: "0a".into() });
+        round_trip(Request::AddController {
+            id: 2,
+            address: "10.0.0.6:7443".into(),
+        });
+        round_trip(Response::Tokens(vec![TokenInfo {
+            id: "0a".into(),
+            role: JoinRole::Agent,
+            expires_at: 1,
+            uses_left: 3,
+        }]));
+        round_trip(JoinRequest {
+            token_id: "0a".into(),
+            secret: vec![1, 2],
+            role: JoinRole::Controller,
+            name: "ctl-2".into(),
+            public_key: vec![4; 65],
+            advertise: Some("10.0.0.6:7443".into()),
+        });
+        round_trip(JoinResponse::Joined(Box::new(Joined {
+            chain: vec![vec![1]],
+            ca_pem: "pem".into(),
+            ca_key_pem: None,
+            raft_id: Some(2),
+            members: vec![GroupMember {
+                id: 1,
+                name: "ctl-1".into(),
+                address: "10.0.0.5:7443".into(),
+            }],
+        })));
+        round_trip(JoinResponse::Refused(ApiError::new(
+            ErrorCode::Forbidden,
+            "token 0a expired",
+        )));
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub struct DeleteArgs {
 
 /// Why a command failed, and so its exit code.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// Refused, or the input is wrong.
     Refused(anyhow::Error),
     /// No controller answered.
@@ -100,7 +100,7 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn finish(result: Result<(), Failure>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Refused(e)) => {
@@ -126,14 +126,14 @@ fn config_path(flag: Option<&Path>) -> Result<PathBuf, Failure> {
 }
 
 /// A connection to the cluster for one command.
-struct Session {
+pub(crate) struct Session {
     runtime: tokio::runtime::Runtime,
     client: wire::Client,
     described: String,
 }
 
 impl Session {
-    fn open(config: Option<&Path>) -> Result<Session, Failure> {
+    pub(crate) fn open(config: Option<&Path>) -> Result<Session, Failure> {
         let path = config_path(config)?;
         let config = wire::ClientConfig::load(&path).map_err(|e| {
             let hint = if config.is_none() {
@@ -180,7 +180,7 @@ impl Session {
         })
     }
 
-    fn call(&self, request: &Request) -> Result<Response, Failure> {
+    pub(crate) fn call(&self, request: &Request) -> Result<Response, Failure> {
         let answer = self
             .runtime
             .block_on(self.client.call::<Request, Response>(request));
@@ -399,13 +399,17 @@ fn json_list(objects: &[Object]) -> Result<String, Failure> {
     ))
 }
 
-fn unexpected(response: &Response) -> Failure {
+pub(crate) fn unexpected(response: &Response) -> Failure {
     let what = match response {
         Response::Applied { .. } => "an apply result",
         Response::Object { .. } => "an object",
         Response::List { .. } => "a list",
         Response::Deleted { .. } => "a deletion",
         Response::Error(_) => "an error",
+        Response::Token { .. } => "a token",
+        Response::Tokens(_) => "a token list",
+        Response::TokenDeleted { .. } => "a token deletion",
+        Response::ControllerAdded { .. } => "a membership change",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"

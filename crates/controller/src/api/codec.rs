@@ -47,6 +47,15 @@ pub enum ObjectCodecError {
     UnknownKind { key: raft::ObjectKey },
 }
 
+/// The prefix of store kinds that are not API objects (join tokens, name reservations):
+/// no API kind contains a dot.
+pub const RESERVED_KIND_PREFIX: &str = "moor.";
+
+/// Whether `key` is one of the controller's own records rather than an API object.
+pub fn is_reserved(key: &raft::ObjectKey) -> bool {
+    key.kind.starts_with(RESERVED_KIND_PREFIX)
+}
+
 /// `key` with its namespace as stored: `default` when a namespaced kind leaves it unset,
 /// none for cluster-scoped kinds (whatever the caller sent).
 pub fn normalized(key: &ObjectKey) -> ObjectKey {

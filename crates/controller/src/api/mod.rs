@@ -34,7 +34,7 @@ mod service;
 mod watch;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use access::{Caller, Scope};
 pub use cluster::{Applied, Change, Cluster, ClusterError};

@@ -124,6 +124,14 @@ impl<C: Cluster> ApiService<C> {
                 ErrorCode::Invalid,
                 "a watch is answered with a stream of events, not one response",
             )),
+            // Answered by the daemon's join service (`crate::join`) before a call gets here.
+            Request::CreateToken { .. }
+            | Request::ListTokens
+            | Request::DeleteToken { .. }
+            | Request::AddController { .. } => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "token and membership calls are not answered by the object api",
+            )),
         };
         result.unwrap_or_else(Response::Error)
     }

@@ -280,7 +280,9 @@ impl WatchHub {
 fn decode(revision: u64, changes: Vec<Change>) -> RevisionChanges {
     let mut decoded = Vec::with_capacity(changes.len());
     let mut bytes = 0;
-    for change in changes {
+    // Join tokens and name reservations (`crate::join`) share the store but are no API
+    // objects: watches never see them.
+    for change in changes.into_iter().filter(|c| !codec::is_reserved(&c.key)) {
         let side = |stored: &Option<StoredObject>| {
             let stored = stored.as_ref()?;
             match codec::decode_at(&change.key, &stored.value, revision) {

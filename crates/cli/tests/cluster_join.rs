@@ -1,0 +1,300 @@
+//! Three controllers as real processes: `--init` one, `moor token create --role
+//! controller`, `--join` two more through different members; objects applied on one are
+//! read on another; used-up, expired, tampered and name-taking joins are refused with
+//! clear errors; `moor token ls` shows no secret.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tests::moor::{Ran, finish};
+use tests::scratch::Scratch;
+use tests::wait;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A controller process, killed when dropped.
+struct Controller {
+    name: String,
+    listen: String,
+    data: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Controller {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+struct Lab {
+    scratch: Scratch,
+    home: PathBuf,
+}
+
+impl Lab {
+    fn new(test: &str) -> Lab {
+        let scratch = Scratch::new(test);
+        let home = scratch.dir().join("home");
+        std::fs::create_dir_all(&home).expect("mkdir home");
+        Lab { scratch, home }
+    }
+
+    fn spawn(&self, name: &str, extra: &[&str]) -> Controller {
+        let listen = format!("127.0.0.1:{}", free_udp_port());
+        let data = self.scratch.dir().join(name);
+        let log = self.scratch.dir().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("controller")
+            .args(extra)
+            .args(["--name", name, "--listen", &listen])
+            .env("HOME", &self.home)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn moor controller");
+        Controller {
+            name: name.into(),
+            listen,
+            data,
+            log,
+            child,
+        }
+    }
+
+    /// `moor ARGS` as the admin (HOME's ~/.moor/config, written by --init).
+    fn moor(&self, args: &[&str]) -> Ran {
+        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
+            .args(args)
+            .env("HOME", &self.home)
+            .env_remove("MOOR_CONFIG")
+            .env_remove("MOOR_JOIN_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moor");
+        finish(child, &format!("moor {}", args.join(" ")))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let ran = self.moor(args);
+        assert!(
+            ran.status.success(),
+            "moor {}: {}\n{}",
+            args.join(" "),
+            ran.stdout,
+            ran.stderr
+        );
+        ran.stdout
+    }
+
+    /// An admin config that lists only `c`, so a command is answered by it.
+    fn config_for(&self, c: &Controller) -> String {
+        let mut config =
+            wire::ClientConfig::load(&self.home.join(".moor/config")).expect("admin config");
+        config.controllers = vec![wire::ControllerEntry {
+            name: c.name.clone(),
+            address: c.listen.parse().expect("address"),
+        }];
+        let path = self.scratch.dir().join(format!("{}.conf", c.name));
+        config.save(&path).expect("save config");
+        path.display().to_string()
+    }
+
+    /// Runs `moor controller --join` expecting it to fail, and returns what it said.
+    fn refused_join(&self, name: &str, token: &str, server: &Controller) -> String {
+        let port = free_udp_port();
+        let data = self.scratch.dir().join(format!("refused-{name}-{port}"));
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["controller", "--join", token, "--server", &server.listen])
+            .args(["--name", name, "--listen", &listen])
+            .env("HOME", &self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn moor controller");
+        let ran = finish(child, &format!("moor controller --join as {name}"));
+        assert_eq!(ran.code(), Some(1), "{}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            !data.join("controller/member.json").exists(),
+            "a refused join left a member record"
+        );
+        ran.stderr
+    }
+}
+
+fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
+    socket.local_addr().expect("local addr").port()
+}
+
+/// Waits until `c` answers reads and (a joined controller) has been added to the group.
+fn wait_serving(lab: &Lab, c: &Controller, config: &str) {
+    let pending = c.data.join("controller/join.json");
+    wait::wait_until(
+        &format!("{} to answer as a member", c.name),
+        DEADLINE,
+        || {
+            lab.moor(&["--config", config, "get", "ns"])
+                .status
+                .success()
+                && !pending.exists()
+        },
+    );
+}
+
+fn tamper_fingerprint(token: &str) -> String {
+    let (rest, fingerprint) = token.rsplit_once('.').expect("token parts");
+    let flipped = if fingerprint.starts_with('0') {
+        "1"
+    } else {
+        "0"
+    };
+    format!("{rest}.{flipped}{}", &fingerprint[1..])
+}
+
+#[test]
+fn controllers_join_with_tokens_and_bad_joins_are_refused() {
+    let lab = Lab::new("cluster-join");
+    let ctl1 = lab.spawn("ctl-1", &["--init"]);
+    wait::wait_until("ctl-1 to answer", DEADLINE, || {
+        lab.moor(&["get", "ns"]).status.success()
+    });
+    let config1 = lab.config_for(&ctl1);
+
+    let token = lab
+        .ok(&["token", "create", "--role", "controller", "--uses", "2"])
+        .trim()
+        .to_string();
+    assert!(token.starts_with("moor1."), "{token}");
+    let secret = token.split('.').nth(2).expect("secret part").to_string();
+
+    // ctl-2 joins through ctl-1, ctl-3 through ctl-2 (which holds the CA key too).
+    let ctl2 = lab.spawn("ctl-2", &["--join", &token, "--server", &ctl1.listen]);
+    let config2 = lab.config_for(&ctl2);
+    wait_serving(&lab, &ctl2, &config2);
+    let ctl3 = lab.spawn("ctl-3", &["--join", &token, "--server", &ctl2.listen]);
+    let config3 = lab.config_for(&ctl3);
+    wait_serving(&lab, &ctl3, &config3);
+    for c in [&ctl2, &ctl3] {
+        assert!(c.data.join("pki/controller.pem").is_file());
+        let member =
+            std::fs::read_to_string(c.data.join("controller/member.json")).expect("member.json");
+        assert!(!member.contains(&secret), "the secret reached {}", c.name);
+    }
+
+    // Written through one controller, read through the others.
+    let manifest = lab.scratch.dir().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {region: north}\n",
+    )
+    .expect("write manifest");
+    lab.ok(&[
+        "--config",
+        &config3,
+        "apply",
+        "-f",
+        &manifest.display().to_string(),
+    ]);
+    for config in [&config1, &config2] {
+        let yaml = lab.ok(&["--config", config, "get", "cm", "site", "-o", "yaml"]);
+        assert!(yaml.contains("region: north"), "{yaml}");
+    }
+
+    // Used up: the two uses went to ctl-2 and ctl-3.
+    let err = lab.refused_join("ctl-4", &token, &ctl1);
+    assert!(err.contains("has no uses left"), "{err}");
+
+    // A name another controller holds, with a fresh token.
+    let fresh = lab
+        .ok(&["token", "create", "--role", "controller"])
+        .trim()
+        .to_string();
+    let err = lab.refused_join("ctl-1", &fresh, &ctl3);
+    assert!(
+        err.contains("controller name ctl-1 is already taken"),
+        "{err}"
+    );
+    let err = lab.refused_join("ctl-2", &fresh, &ctl1);
+    assert!(
+        err.contains("controller name ctl-2 is already taken"),
+        "{err}"
+    );
+
+    // A token whose fingerprint is not this cluster's CA: the joiner refuses the server.
+    let err = lab.refused_join("ctl-5", &tamper_fingerprint(&fresh), &ctl1);
+    assert!(err.contains("fingerprint"), "{err}");
+
+    // An agent token does not make a controller.
+    let agent = lab
+        .ok(&["token", "create", "--role", "agent"])
+        .trim()
+        .to_string();
+    let err = lab.refused_join("ctl-6", &agent, &ctl2);
+    assert!(err.contains("admits role agent"), "{err}");
+
+    // Expired: wait until the controllers say so, then try.
+    let short = lab
+        .ok(&["token", "create", "--role", "controller", "--ttl", "1s"])
+        .trim()
+        .to_string();
+    let short_id = short.split('.').nth(1).expect("id part").to_string();
+    wait::wait_until("the short token to expire", DEADLINE, || {
+        lab.ok(&["token", "ls"])
+            .lines()
+            .any(|l| l.starts_with(&short_id) && l.contains("(expired)"))
+    });
+    let err = lab.refused_join("ctl-7", &short, &ctl1);
+    assert!(err.contains(&format!("token {short_id} expired")), "{err}");
+
+    // ls: ids, roles and uses, no secret; rm removes.
+    let listing = lab.ok(&["--config", &config2, "token", "ls"]);
+    let id = token.split('.').nth(1).expect("id part");
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{listing}"));
+    assert!(
+        line.contains("controller") && line.ends_with(" 0"),
+        "{line}"
+    );
+    for t in [&token, &fresh, &agent, &short] {
+        let secret = t.split('.').nth(2).expect("secret part");
+        assert!(!listing.contains(secret), "ls shows a secret:\n{listing}");
+    }
+    assert_eq!(
+        lab.ok(&["token", "rm", id]),
+        format!("token {id} deleted\n")
+    );
+    let gone = lab.moor(&["token", "rm", id]);
+    assert_eq!(gone.code(), Some(1), "{}", gone.stderr);
+    assert!(gone.stderr.contains("not found"), "{}", gone.stderr);
+
+    // No controller logged a secret.
+    for c in [&ctl1, &ctl2, &ctl3] {
+        let log = c.log();
+        for t in [&token, &fresh, &agent, &short] {
+            let secret = t.split('.').nth(2).expect("secret part");
+            assert!(!log.contains(secret), "{} logged a secret:\n{log}", c.name);
+        }
+    }
+}
