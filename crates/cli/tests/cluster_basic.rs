@@ -140,6 +140,11 @@ fn apply_get_delete_and_state_survives_a_restart() {
         c.home.join(".moor/config").is_file(),
         "--init copies the admin config"
     );
+    let namespaces = c.ok(&["get", "namespaces", "-o", "name"]);
+    assert_eq!(
+        namespaces, "namespace/default\n",
+        "a new cluster has default"
+    );
 
     let deploy = fixture("nginx-deployment.yaml");
     let out = c.ok(&["apply", "-f", &deploy]);

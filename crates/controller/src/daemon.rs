@@ -196,6 +196,9 @@ async fn serve(
     });
     let api =
         ApiService::start(Arc::clone(&cluster), ApiOptions::default()).map_err(DaemonError::Api)?;
+    if fresh {
+        create_default_namespace(&api).await;
+    }
     let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca)?;
     let join = JoinService::new(Arc::clone(&cluster), ca_files, clock);
     let handler = Arc::new(Dispatch {
@@ -250,6 +253,25 @@ async fn serve(
         node.shutdown().await?;
     }
     Ok(())
+}
+
+/// A new cluster has the `default` namespace as an object, as Kubernetes does, so
+/// `moor get namespaces` lists it. Failing here only means it is missing from that list:
+/// namespaced objects in `default` need no Namespace object.
+async fn create_default_namespace(api: &ApiService<NodeCluster>) {
+    let mut namespace = proto::resources::Namespace::default();
+    namespace.metadata.name = crate::api::DEFAULT_NAMESPACE.to_string();
+    let admin = Caller {
+        role: wire::Role::Admin,
+        name: "controller-init".into(),
+    };
+    let request = proto::api::Request::Apply {
+        objects: vec![proto::Object::Namespace(namespace)],
+        dry_run: false,
+    };
+    if let proto::api::Response::Error(e) = api.handle(&admin, request).await {
+        tracing::warn!(error = %e, "creating the default namespace");
+    }
 }
 
 /// The wildcard address of `listen`'s family, for the dialling endpoint.
