@@ -8,11 +8,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 /// `moor controller`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ControllerArgs {
+    #[command(subcommand)]
+    verb: Option<Verb>,
     /// Make a new cluster here: its CA, this controller's identity, and an admin
     /// credential file (DATA_DIR/admin.conf, and ~/.moor/config if absent).
     #[arg(long, conflicts_with = "join")]
@@ -42,8 +45,18 @@ pub struct ControllerArgs {
     profile: String,
 }
 
-/// Runs the controller until SIGINT or SIGTERM.
-pub fn main(args: ControllerArgs, data_dir: &Path) -> ExitCode {
+/// Questions to the group, asked like any client command (with `--config`).
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// List the members of the controller group; the leader is marked with `*`.
+    Ls,
+}
+
+/// Runs the controller until SIGINT or SIGTERM, or answers a `Verb`.
+pub fn main(args: ControllerArgs, data_dir: &Path, config: Option<&Path>) -> ExitCode {
+    if let Some(Verb::Ls) = args.verb {
+        return list(config);
+    }
     let first_start = args.init || args.join.is_some();
     if !first_start && (args.name.is_some() || args.advertise.is_some()) {
         eprintln!(
@@ -91,6 +104,40 @@ pub fn main(args: ControllerArgs, data_dir: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `moor controller ls`.
+fn list(config: Option<&Path>) -> ExitCode {
+    use proto::api::{Request, Response};
+    crate::cluster::finish((|| {
+        let session = crate::cluster::Session::open(config)?;
+        let response = session.call(&Request::ListControllers)?;
+        let Response::Controllers(mut members) = response else {
+            return Err(crate::cluster::unexpected(&response));
+        };
+        members.sort_by_key(|m| m.id);
+        let rows: Vec<[String; 5]> = members
+            .into_iter()
+            .map(|m| {
+                [
+                    m.id.to_string(),
+                    if m.leader {
+                        format!("{} *", m.name)
+                    } else {
+                        m.name
+                    },
+                    m.address,
+                    if m.voter { "voter" } else { "learner" }.to_string(),
+                    if m.leader { "leader" } else { "" }.to_string(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            crate::table::render(&["ID", "NAME", "ADDRESS", "MEMBER", "STATE"], &rows)
+        );
+        Ok(())
+    })())
 }
 
 /// The host name, lowercased, if it is a valid node name.

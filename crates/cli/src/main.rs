@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => cluster::apply(args, cli.config.as_deref()),
         Command::Get(args) => cluster::get(args, cli.config.as_deref()),
         Command::Delete(args) => cluster::delete(args, cli.config.as_deref()),
-        Command::Controller(args) => controller::main(args, &cli.data_dir),
+        Command::Controller(args) => controller::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Token(args) => token::main(args, cli.config.as_deref()),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,

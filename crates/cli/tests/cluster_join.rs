@@ -220,6 +220,33 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
         assert!(yaml.contains("region: north"), "{yaml}");
     }
 
+    // Every controller lists the same three voters, one of them marked as the leader
+    // (the joined ones become voters once promoted: wait for that).
+    for config in [&config1, &config2, &config3] {
+        wait::wait_until(
+            "three voters in controller ls",
+            Duration::from_secs(30),
+            || {
+                let table = lab.ok(&["--config", config, "controller", "ls"]);
+                table.lines().filter(|l| l.contains(" voter")).count() == 3
+            },
+        );
+        let table = lab.ok(&["--config", config, "controller", "ls"]);
+        let rows: Vec<&str> = table.lines().skip(1).collect();
+        assert_eq!(rows.len(), 3, "{table}");
+        for name in ["ctl-1", "ctl-2", "ctl-3"] {
+            assert!(
+                rows.iter().any(|r| r.contains(name)),
+                "{name} missing: {table}"
+            );
+        }
+        assert_eq!(
+            rows.iter().filter(|r| r.ends_with("leader")).count(),
+            1,
+            "{table}"
+        );
+    }
+
     // Used up: the two uses went to ctl-2 and ctl-3.
     let err = lab.refused_join("ctl-4", &token, &ctl1);
     assert!(err.contains("has no uses left"), "{err}");

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::api::{
-    ApiError, ErrorCode, GroupMember, JoinRequest, JoinResponse, JoinRole, Joined, Request,
-    Response,
+    ApiError, ControllerInfo, ErrorCode, GroupMember, JoinRequest, JoinResponse, JoinRole, Joined,
+    Request, Response,
 };
 use quinn::rustls::pki_types::CertificateDer;
 use tracing::{debug, info};
@@ -93,6 +93,7 @@ impl<G: Group> JoinService<G> {
                 | Request::ListTokens
                 | Request::DeleteToken { .. }
                 | Request::AddController { .. }
+                | Request::ListControllers
         )
     }
 
@@ -109,6 +110,21 @@ impl<G: Group> JoinService<G> {
             Request::AddController { id, address } => {
                 self.add_controller(caller, id, address).await
             }
+            // Every member certificate may ask: agents will refresh their controller list
+            // from it.
+            Request::ListControllers => Ok(Response::Controllers(
+                self.group
+                    .members()
+                    .into_iter()
+                    .map(|m| ControllerInfo {
+                        id: m.id,
+                        name: m.info.name,
+                        address: m.info.address,
+                        voter: m.voter,
+                        leader: m.leader,
+                    })
+                    .collect(),
+            )),
             _ => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "not a token or membership call",

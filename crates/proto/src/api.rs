@@ -112,6 +112,21 @@ pub enum Request {
     /// Adds the calling controller (named by its certificate) to the Raft group under the
     /// id its join reserved, at `address`: the second step of `moor controller --join`.
     AddController { id: u64, address: String },
+    /// The members of the controller group as the answering controller knows them, the
+    /// leader marked (`moor controller ls`; any member certificate).
+    ListControllers,
+}
+
+/// One member of the controller group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerInfo {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    /// A voter counts for quorums; a learner is still catching up.
+    pub voter: bool,
+    /// The answering controller believes this one leads.
+    pub leader: bool,
 }
 
 /// The role a join token admits.
@@ -241,6 +256,7 @@ pub enum Response {
     ControllerAdded {
         id: u64,
     },
+    Controllers(Vec<ControllerInfo>),
 }
 
 /// One change seen by a watch.
@@ -416,6 +432,14 @@ mod tests {
             uses: 1,
         });
         round_trip(Request::ListTokens);
+        round_trip(Request::ListControllers);
+        round_trip(Response::Controllers(vec![ControllerInfo {
+            id: 2,
+            name: "ctl-2".into(),
+            address: "10.0.0.6:7443".into(),
+            voter: true,
+            leader: false,
+        }]));
         round_trip(Request::DeleteToken { id: "0a".into() });
         round_trip(Request::AddController {
             id: 2,
@@ -472,7 +496,7 @@ mod tests {
 
     #[test]
     fn garbage_does_not_decode_as_a_request() {
-        for bytes in [&b""[..], b"\xff\xff\xff\xff", b"\x00", b"\x09\x01\x02"] {
+        for bytes in [&b""[..], b"\xff\xff\xff\xff", b"\x00", b"\x7e\x01\x02"] {
             assert!(postcard::from_bytes::<Request>(bytes).is_err(), "{bytes:?}");
         }
     }

@@ -410,6 +410,7 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
         Response::Tokens(_) => "a token list",
         Response::TokenDeleted { .. } => "a token deletion",
         Response::ControllerAdded { .. } => "a membership change",
+        Response::Controllers(_) => "a controller list",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"

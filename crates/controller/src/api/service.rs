@@ -128,7 +128,8 @@ impl<C: Cluster> ApiService<C> {
             Request::CreateToken { .. }
             | Request::ListTokens
             | Request::DeleteToken { .. }
-            | Request::AddController { .. } => Err(ApiError::new(
+            | Request::AddController { .. }
+            | Request::ListControllers => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "token and membership calls are not answered by the object api",
             )),
