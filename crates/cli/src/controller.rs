@@ -50,12 +50,19 @@ pub struct ControllerArgs {
 enum Verb {
     /// List the members of the controller group; the leader is marked with `*`.
     Ls,
+    /// Take a controller out of the group (its box keeps its data; stop it there).
+    Remove {
+        /// The controller's name, as `ls` shows it.
+        name: String,
+    },
 }
 
 /// Runs the controller until SIGINT or SIGTERM, or answers a `Verb`.
 pub fn main(args: ControllerArgs, data_dir: &Path, config: Option<&Path>) -> ExitCode {
-    if let Some(Verb::Ls) = args.verb {
-        return list(config);
+    match args.verb {
+        Some(Verb::Ls) => return list(config),
+        Some(Verb::Remove { name }) => return remove(config, name),
+        None => {}
     }
     let first_start = args.init || args.join.is_some();
     if !first_start && (args.name.is_some() || args.advertise.is_some()) {
@@ -137,6 +144,21 @@ fn list(config: Option<&Path>) -> ExitCode {
             crate::table::render(&["ID", "NAME", "ADDRESS", "MEMBER", "STATE"], &rows)
         );
         Ok(())
+    })())
+}
+
+/// `moor controller remove NAME`.
+fn remove(config: Option<&Path>, name: String) -> ExitCode {
+    use proto::api::{Request, Response};
+    crate::cluster::finish((|| {
+        let session = crate::cluster::Session::open(config)?;
+        match session.call(&Request::RemoveController { name })? {
+            Response::ControllerRemoved { id, name } => {
+                println!("controller {name} (id {id}) removed");
+                Ok(())
+            }
+            other => Err(crate::cluster::unexpected(&other)),
+        }
     })())
 }
 

@@ -324,4 +324,35 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
             assert!(!log.contains(secret), "{} logged a secret:\n{log}", c.name);
         }
     }
+
+    // ctl-3 leaves the group; the other two go on and no longer list it.
+    let out = lab.ok(&["--config", &config1, "controller", "remove", "ctl-3"]);
+    assert!(out.starts_with("controller ctl-3 (id "), "{out}");
+    wait::wait_until(
+        "ctl-3 gone from controller ls",
+        Duration::from_secs(30),
+        || {
+            !lab.ok(&["--config", &config2, "controller", "ls"])
+                .contains("ctl-3")
+        },
+    );
+    let ran = lab.moor(&["--config", &config1, "controller", "remove", "ctl-3"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("not a member"), "{}", ran.stderr);
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\ndata: {k: v}\n",
+    )
+    .expect("write manifest");
+    lab.ok(&[
+        "--config",
+        &config2,
+        "apply",
+        "-f",
+        &manifest.display().to_string(),
+    ]);
+    assert!(
+        lab.ok(&["--config", &config1, "get", "cm", "after"])
+            .contains("after")
+    );
 }

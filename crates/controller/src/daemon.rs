@@ -367,6 +367,10 @@ impl Group for NodeCluster {
     async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<(), ClusterError> {
         self.node.add_member(id, info).await.map_err(cluster_error)
     }
+
+    async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.node.remove_member(id).await.map_err(cluster_error)
+    }
 }
 
 fn cluster_error(e: NodeError) -> ClusterError {

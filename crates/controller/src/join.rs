@@ -60,6 +60,9 @@ pub trait Group: Cluster {
         id: NodeId,
         info: NodeInfo,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+
+    /// Takes a member out of the group.
+    fn remove_member(&self, id: NodeId) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 
 /// What a joiner may take with it: the CA, as files.
@@ -94,6 +97,7 @@ impl<G: Group> JoinService<G> {
                 | Request::DeleteToken { .. }
                 | Request::AddController { .. }
                 | Request::ListControllers
+                | Request::RemoveController { .. }
         )
     }
 
@@ -125,12 +129,33 @@ impl<G: Group> JoinService<G> {
                     })
                     .collect(),
             )),
+            Request::RemoveController { name } => self.remove_controller(caller, name).await,
             _ => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "not a token or membership call",
             )),
         };
         result.unwrap_or_else(Response::Error)
+    }
+
+    async fn remove_controller(&self, caller: &Caller, name: String) -> Result<Response, ApiError> {
+        admin_only(caller, "remove controllers")?;
+        let members = self.group.members();
+        let Some(member) = members.iter().find(|m| m.info.name == name) else {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("controller {name:.64} is not a member of the group"),
+            ));
+        };
+        if member.voter && members.iter().filter(|m| m.voter).count() == 1 {
+            return Err(invalid(format!(
+                "controller {name} is the only voter: the group cannot go on without it"
+            )));
+        }
+        let id = member.id;
+        self.group.remove_member(id).await.map_err(cluster_error)?;
+        info!(id, name = %name, "controller removed from the group");
+        Ok(Response::ControllerRemoved { id, name })
     }
 
     async fn create_token(

@@ -115,6 +115,8 @@ pub enum Request {
     /// The members of the controller group as the answering controller knows them, the
     /// leader marked (`moor controller ls`; any member certificate).
     ListControllers,
+    /// Takes a controller out of the group (admin only); its data stays on its box.
+    RemoveController { name: String },
 }
 
 /// One member of the controller group.
@@ -257,6 +259,10 @@ pub enum Response {
         id: u64,
     },
     Controllers(Vec<ControllerInfo>),
+    ControllerRemoved {
+        id: u64,
+        name: String,
+    },
 }
 
 /// One change seen by a watch.
@@ -433,6 +439,13 @@ mod tests {
         });
         round_trip(Request::ListTokens);
         round_trip(Request::ListControllers);
+        round_trip(Request::RemoveController {
+            name: "ctl-3".into(),
+        });
+        round_trip(Response::ControllerRemoved {
+            id: 3,
+            name: "ctl-3".into(),
+        });
         round_trip(Response::Controllers(vec![ControllerInfo {
             id: 2,
             name: "ctl-2".into(),

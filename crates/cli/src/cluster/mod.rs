@@ -411,6 +411,7 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
         Response::TokenDeleted { .. } => "a token deletion",
         Response::ControllerAdded { .. } => "a membership change",
         Response::Controllers(_) => "a controller list",
+        Response::ControllerRemoved { .. } => "a removal",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"

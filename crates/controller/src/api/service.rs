@@ -129,7 +129,8 @@ impl<C: Cluster> ApiService<C> {
             | Request::ListTokens
             | Request::DeleteToken { .. }
             | Request::AddController { .. }
-            | Request::ListControllers => Err(ApiError::new(
+            | Request::ListControllers
+            | Request::RemoveController { .. } => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "token and membership calls are not answered by the object api",
             )),

@@ -52,6 +52,10 @@ impl Group for TestGroup {
         });
         Ok(())
     }
+    async fn remove_member(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.members.lock().unwrap().retain(|m| m.id != id);
+        Ok(())
+    }
 }
 
 fn member(id: NodeId, name: &str) -> Member {
@@ -322,4 +326,50 @@ async fn only_admins_manage_tokens_and_only_the_joiner_adds_itself() {
         panic!("deleted twice");
     };
     assert_eq!(e.code, ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn controllers_are_listed_and_removed_by_admins_but_never_the_last_voter() {
+    let (group, service) = service().await;
+    let remove = |name: &str| Request::RemoveController { name: name.into() };
+    // The only voter stays.
+    let Response::Error(e) = service.handle_member(&admin(), remove("ctl-1")).await else {
+        panic!("removed the only voter");
+    };
+    assert!(e.message.contains("only voter"), "{e}");
+    group.members.lock().unwrap().push(member(2, "ctl-2"));
+    let Response::Controllers(listed) = service
+        .handle_member(&admin(), Request::ListControllers)
+        .await
+    else {
+        panic!("no controller list");
+    };
+    assert_eq!(listed.len(), 2);
+    // Agents may list but not remove; unknown names are not found.
+    let agent = Caller {
+        role: Role::Agent,
+        name: "edge-1".into(),
+    };
+    let Response::Error(e) = service.handle_member(&agent, remove("ctl-2")).await else {
+        panic!("an agent removed a controller");
+    };
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
+    assert!(matches!(
+        service
+            .handle_member(&agent, Request::ListControllers)
+            .await,
+        Response::Controllers(_)
+    ));
+    let Response::Error(e) = service.handle_member(&admin(), remove("ctl-9")).await else {
+        panic!("removed a controller that is not there");
+    };
+    assert_eq!(e.code, ErrorCode::NotFound, "{e}");
+    assert_eq!(
+        service.handle_member(&admin(), remove("ctl-2")).await,
+        Response::ControllerRemoved {
+            id: 2,
+            name: "ctl-2".into()
+        }
+    );
+    assert_eq!(group.members().len(), 1);
 }
