@@ -57,6 +57,10 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Join tokens: create, ls, rm (admin).
     Token(token::TokenArgs),
+    /// Secrets made from files: create, ls, rm (values are never printed).
+    Secret(cluster::SecretArgs),
+    /// Config maps made from files and literals.
+    Configmap(cluster::ConfigMapArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,8 @@ fn main() -> ExitCode {
         Command::Apply(args) => cluster::apply(args, cli.config.as_deref()),
         Command::Get(args) => cluster::get(args, cli.config.as_deref()),
         Command::Delete(args) => cluster::delete(args, cli.config.as_deref()),
+        Command::Secret(args) => cluster::secret(args, cli.config.as_deref()),
+        Command::Configmap(args) => cluster::configmap(args, cli.config.as_deref()),
         Command::Controller(args) => controller::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Token(args) => token::main(args, cli.config.as_deref()),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {

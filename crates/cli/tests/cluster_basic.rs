@@ -252,3 +252,69 @@ fn bad_manifests_missing_credentials_and_a_stopped_controller_are_clear() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn secrets_and_config_maps_are_made_from_files_and_literals() {
+    let c = OneController::init("cluster-data");
+    let dir = c.scratch.dir();
+    let password = dir.join("db-password");
+    std::fs::write(&password, b"s3cr3t-value\n").expect("write");
+    let out = c.ok(&["secret", "create", "db", &password.display().to_string()]);
+    assert_eq!(out, "secret/db created\n");
+    // From stdin, under a key of our choosing.
+    let ran = c.moor_with(
+        &["secret", "create", "api", "-", "--key", "token"],
+        Some(b"t0ken"),
+    );
+    assert!(ran.status.success(), "{}", ran.stderr);
+    let listed = c.ok(&["secret", "ls"]);
+    assert!(listed.starts_with("NAME"), "{listed}");
+    assert!(listed.contains("db") && listed.contains("api"), "{listed}");
+    assert!(!listed.contains("s3cr3t"), "a value was listed: {listed}");
+    let yaml = c.ok(&["get", "secret", "db", "-o", "yaml"]);
+    // Base64 of the file, under the file's name.
+    assert!(yaml.contains("db-password: czNjcjN0LXZhbHVlCg=="), "{yaml}");
+    assert_eq!(c.ok(&["secret", "rm", "api"]), "secret/api deleted\n");
+    assert!(!c.ok(&["secret", "ls"]).contains("api"));
+
+    let conf = dir.join("app.conf");
+    std::fs::write(&conf, "mode=edge\n").expect("write");
+    let out = c.ok(&[
+        "configmap",
+        "create",
+        "app",
+        "--from-file",
+        &conf.display().to_string(),
+        "--from-file",
+        &format!("renamed.conf={}", conf.display()),
+        "--from-literal",
+        "region=north",
+    ]);
+    assert_eq!(out, "configmap/app created\n");
+    let yaml = c.ok(&["get", "cm", "app", "-o", "yaml"]);
+    for line in ["app.conf: |", "renamed.conf: |", "region: north"] {
+        assert!(yaml.contains(line), "{line:?} missing:\n{yaml}");
+    }
+
+    // Refused before anything is sent: a bad key, a key twice, nothing at all.
+    let ran = c.moor(&["configmap", "create", "bad", "--from-literal", "no/slash=1"]);
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("data"), "{}", ran.stderr);
+    let ran = c.moor(&[
+        "configmap",
+        "create",
+        "twice",
+        "--from-literal",
+        "k=1",
+        "--from-literal",
+        "k=2",
+    ]);
+    assert!(ran.stderr.contains("given twice"), "{}", ran.stderr);
+    let ran = c.moor(&["configmap", "create", "empty"]);
+    assert!(ran.stderr.contains("at least one"), "{}", ran.stderr);
+    let big = dir.join("big");
+    std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).expect("write");
+    let ran = c.moor(&["secret", "create", "big", &big.display().to_string()]);
+    assert!(ran.stderr.contains("larger than"), "{}", ran.stderr);
+    assert!(!c.ok(&["get", "cm"]).contains("bad"));
+}

@@ -13,6 +13,7 @@
 //! says why and where); 2 bad command line; 3 no controller could answer (worth trying
 //! again later).
 
+mod data;
 mod inputs;
 mod print;
 
@@ -25,6 +26,7 @@ use clap::Args;
 use proto::api::{ApiError, ApplyOutcome, Consistency, ObjectKey, Request, Response};
 use proto::{Kind, Object};
 
+pub use data::{ConfigMapArgs, SecretArgs, configmap, secret};
 pub use print::Format;
 
 /// `moor apply`.
@@ -363,7 +365,7 @@ fn read_inputs(
 
 /// The namespace a command means: none for cluster-wide kinds and `-A`, else `-n` or
 /// `default`.
-fn namespace_for(kind: Kind, flag: Option<&str>, all: bool) -> Option<String> {
+pub(crate) fn namespace_for(kind: Kind, flag: Option<&str>, all: bool) -> Option<String> {
     if !kind.is_namespaced() || all {
         None
     } else {
