@@ -65,14 +65,21 @@ fn io_err<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> S
     }
 }
 
+/// Whether `name` is safe as one file name of our own (a container id, a lease holder, a
+/// lock key): 1 to `max_len` bytes of `[A-Za-z0-9_+.-]`, not starting with `.` (so never
+/// `.`, `..` or a hidden file).
+pub(crate) fn is_plain_file_name(name: &str, max_len: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max_len
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+}
+
 /// Container ids as runc accepts them, and never a path component that means something.
 pub fn validate_id(id: &str) -> Result<(), StateError> {
-    let ok = !id.is_empty()
-        && id.len() <= 1024
-        && !id.starts_with('.')
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    let ok = is_plain_file_name(id, 1024);
     if ok {
         Ok(())
     } else {

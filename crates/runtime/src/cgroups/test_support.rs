@@ -17,14 +17,7 @@ use super::{Cgroup, CgroupLayout};
 /// True when the prerequisite holds. When it does not: panics under
 /// `MOOR_TEST_STRICT=1`, otherwise prints `skipped: needs <what>` and returns false.
 pub(crate) fn prerequisite(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("MOOR_TEST_STRICT").as_deref() == Ok("1") {
-        panic!("missing prerequisite: {what} (MOOR_TEST_STRICT=1)");
-    }
-    eprintln!("skipped: needs {what}");
-    false
+    ::tests::prereq::require(what, ok)
 }
 
 /// Returns from the test when a prerequisite is missing (see [`prerequisite`]).

@@ -326,13 +326,7 @@ impl Store {
 
 /// Names a lease holder or state file may have: safe as a file name and a lock key.
 fn validate_name(what: &'static str, name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
-    if ok {
+    if crate::state::is_plain_file_name(name, 200) {
         Ok(())
     } else {
         Err(StoreError::InvalidName {

@@ -188,23 +188,10 @@ pub(crate) fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// True when the prerequisite holds. When it does not: panics under
-/// `MOOR_TEST_STRICT=1`, otherwise prints `skipped: needs <what>` and returns false.
-pub(crate) fn prerequisite(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("MOOR_TEST_STRICT").as_deref() == Ok("1") {
-        panic!("missing prerequisite: {what} (MOOR_TEST_STRICT=1)");
-    }
-    eprintln!("skipped: needs {what}");
-    false
-}
-
-/// Returns from the test when a prerequisite is missing (see [`prerequisite`]).
+/// Returns from the test when a prerequisite is missing (see `tests::prereq::require`).
 macro_rules! require {
     ($ok:expr, $what:expr) => {
-        if !$crate::image::store::test_support::prerequisite($ok, $what) {
+        if !::tests::prereq::require($what, $ok) {
             return;
         }
     };

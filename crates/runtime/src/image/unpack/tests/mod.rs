@@ -17,22 +17,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Compression, UnpackError, UnpackLimits, Unpacked, unpack_layer};
 
-/// True when the prerequisite holds. When it does not: panics under
-/// `MOOR_TEST_STRICT=1`, otherwise prints `skipped: needs <what>` and returns false.
-pub(super) fn prerequisite(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("MOOR_TEST_STRICT").as_deref() == Ok("1") {
-        panic!("missing prerequisite: {what} (MOOR_TEST_STRICT=1)");
-    }
-    eprintln!("skipped: needs {what}");
-    false
-}
-
 macro_rules! require {
     ($ok:expr, $what:expr) => {
-        if !$crate::image::unpack::tests::prerequisite($ok, $what) {
+        if !::tests::prereq::require($what, $ok) {
             return;
         }
     };
