@@ -117,6 +117,15 @@ pub enum Request {
     ListControllers,
     /// Takes a controller out of the group (admin only); its data stays on its box.
     RemoveController { name: String },
+    /// The calling agent's node is alive (agent certificate for `node` only). Kept in the
+    /// leader's memory; only a change of the node's condition is written.
+    Heartbeat { node: String },
+    /// A new certificate for the caller's own name and role, for `public_key` (an
+    /// uncompressed P-256 point): renewal before the old one expires.
+    RenewCertificate { public_key: Vec<u8> },
+    /// Removes a node (admin only): its Node object goes and every certificate issued for
+    /// its name so far is revoked, so its agent can no longer connect.
+    RemoveNode { name: String },
 }
 
 /// One member of the controller group.
@@ -262,6 +271,19 @@ pub enum Response {
     ControllerRemoved {
         id: u64,
         name: String,
+    },
+    /// The heartbeat is recorded; send the next within `interval_secs`.
+    HeartbeatAck {
+        interval_secs: u32,
+    },
+    /// A renewed certificate chain, leaf first (DER).
+    Certificate {
+        chain: Vec<Vec<u8>>,
+    },
+    /// The node is gone and `revoked` certificates of its name are revoked.
+    NodeRemoved {
+        name: String,
+        revoked: u32,
     },
 }
 
@@ -445,6 +467,23 @@ mod tests {
         round_trip(Response::ControllerRemoved {
             id: 3,
             name: "ctl-3".into(),
+        });
+        round_trip(Request::Heartbeat {
+            node: "edge-1".into(),
+        });
+        round_trip(Request::RenewCertificate {
+            public_key: vec![4; 65],
+        });
+        round_trip(Request::RemoveNode {
+            name: "edge-1".into(),
+        });
+        round_trip(Response::HeartbeatAck { interval_secs: 10 });
+        round_trip(Response::Certificate {
+            chain: vec![vec![0x30, 0x82]],
+        });
+        round_trip(Response::NodeRemoved {
+            name: "edge-1".into(),
+            revoked: 2,
         });
         round_trip(Response::Controllers(vec![ControllerInfo {
             id: 2,

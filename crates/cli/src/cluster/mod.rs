@@ -414,6 +414,9 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
         Response::ControllerAdded { .. } => "a membership change",
         Response::Controllers(_) => "a controller list",
         Response::ControllerRemoved { .. } => "a removal",
+        Response::HeartbeatAck { .. } => "a heartbeat answer",
+        Response::Certificate { .. } => "a certificate",
+        Response::NodeRemoved { .. } => "a node removal",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"

@@ -130,9 +130,12 @@ impl<C: Cluster> ApiService<C> {
             | Request::DeleteToken { .. }
             | Request::AddController { .. }
             | Request::ListControllers
-            | Request::RemoveController { .. } => Err(ApiError::new(
+            | Request::RemoveController { .. }
+            | Request::Heartbeat { .. }
+            | Request::RenewCertificate { .. }
+            | Request::RemoveNode { .. } => Err(ApiError::new(
                 ErrorCode::Invalid,
-                "token and membership calls are not answered by the object api",
+                "token, membership and node calls are not answered by the object api",
             )),
         };
         result.unwrap_or_else(Response::Error)
