@@ -15,20 +15,16 @@
 //!   with its own certificate, until a member answers ─► remove join.json
 //! ```
 //!
-//! The key is made with ring (already linked through rustls) rather than rcgen, which
-//! only the CA side needs.
+//! The key and the call itself are `wire::join`'s, shared with agents.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proto::api::{GroupMember, JoinRequest, JoinResponse, JoinRole, Request, Response};
-use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
-use wire::{ClusterCa, JoinToken, NodeCert, Role};
+use wire::{ClusterCa, JoinToken, Role};
 
 use crate::bootstrap::{self, BootstrapError, MEMBER_FILE, Member};
 
@@ -43,18 +39,8 @@ pub enum JoinerError {
     Token(#[from] wire::TokenError),
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
-    #[error("making this controller's key: the system random generator failed")]
-    Key,
-    #[error("join tls settings: {0}")]
-    Tls(#[from] wire::TlsError),
-    #[error("join endpoint: {0}")]
-    Endpoint(#[from] wire::EndpointError),
-    #[error("joining through {server}: {source}")]
-    Call {
-        server: SocketAddr,
-        #[source]
-        source: wire::ClientError,
-    },
+    #[error(transparent)]
+    Call(#[from] wire::join::JoinCallError),
     #[error("{server} refused the join: {message}")]
     Refused { server: SocketAddr, message: String },
     #[error("{server} answered the join with {what}, expected {expected}")]
@@ -111,53 +97,28 @@ pub async fn join(options: &JoinOptions) -> Result<Member, JoinerError> {
     if advertise.ip().is_unspecified() {
         return Err(BootstrapError::Unspecified { addr: advertise }.into());
     }
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-        .map_err(|_| JoinerError::Key)?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|_| JoinerError::Key)?;
+    let key = wire::join::NewKey::generate()?;
     let request = JoinRequest {
         token_id: token.id.clone(),
         secret: token.secret().to_vec(),
         role: JoinRole::Controller,
         name: options.name.clone(),
-        public_key: pair.public_key().as_ref().to_vec(),
+        public_key: key.public_key().to_vec(),
         advertise: Some(advertise.to_string()),
     };
     let server = options.server;
-    let tls = wire::tls::join_client_config(token.ca_fingerprint, wire::TlsClock::system())?;
-    let endpoint = wire::client_endpoint(
-        unspecified_like(server),
-        tls,
-        &wire::TransportOptions::default(),
-    )?;
-    let client = wire::Client::new(
-        endpoint,
-        vec![wire::Target {
-            addr: server,
-            name: None,
-        }],
-        wire::ClientOptions::default(),
-    );
     // An outage, or an answer lost on the way, is tried again with the same request (the
     // same key): the controller answers a repeated join again without using the token
     // twice (`tokens::is_repeat`).
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let answer = loop {
-        let answer = client.call::<JoinRequest, JoinResponse>(&request).await;
-        let retry = match &answer {
-            Ok(JoinResponse::Refused(e)) => e.is_retryable(),
-            Ok(JoinResponse::Joined(_)) => false,
-            Err(e) => e.is_retryable(),
-        };
-        if !retry || tokio::time::Instant::now() >= deadline {
-            break answer;
-        }
-        warn!(%server, "join not answered yet; trying again");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    client.close().await;
-    let joined = match answer.map_err(|source| JoinerError::Call { server, source })? {
+    let answer = wire::join::call(
+        &token,
+        server,
+        &request,
+        |answer: &JoinResponse| matches!(answer, JoinResponse::Refused(e) if e.is_retryable()),
+        JOIN_TIMEOUT,
+    )
+    .await?;
+    let joined = match answer {
         JoinResponse::Joined(joined) => joined,
         JoinResponse::Refused(err) => {
             return Err(JoinerError::Refused {
@@ -184,14 +145,7 @@ pub async fn join(options: &JoinOptions) -> Result<Member, JoinerError> {
     if ca.fingerprint() != token.ca_fingerprint {
         return Err(bad("a CA other than the token's", "the token's CA"));
     }
-    let node = NodeCert {
-        chain: joined
-            .chain
-            .iter()
-            .map(|der| CertificateDer::from(der.clone()))
-            .collect(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec())),
-    };
+    let node = key.into_node_cert(&joined.chain);
     let identity = node.identity().map_err(BootstrapError::from)?;
     if identity.role != Role::Controller || identity.name != options.name {
         return Err(bad(
@@ -307,14 +261,6 @@ pub async fn admit(data_dir: PathBuf, member: Member, pending: Pending, client: 
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// The wildcard address of `addr`'s family, to dial from.
-pub(crate) fn unspecified_like(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
     }
 }
 

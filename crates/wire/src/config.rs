@@ -30,7 +30,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Target;
+use crate::client::{Client, ClientOptions, Target};
+use crate::clock::TlsClock;
 use crate::identity::{CertIdentity, IdentityError, NodeCert, identity_of, validate_name};
 
 /// The largest credential file read.
@@ -57,6 +58,8 @@ pub enum ConfigError {
         field: String,
         reason: String,
     },
+    #[error("setting up a client: {reason}")]
+    Client { reason: String },
 }
 
 /// One controller the file lists.
@@ -189,6 +192,26 @@ impl ClientConfig {
                 source,
             }
         })
+    }
+
+    /// A client for the listed controllers with this file's certificate. Call inside a
+    /// tokio runtime (the QUIC endpoint is bound to it).
+    pub fn client(&self, options: ClientOptions) -> Result<Client, ConfigError> {
+        let fail = |reason: String| ConfigError::Client { reason };
+        let tls = crate::tls::client_config(&self.ca, Some(&self.node), TlsClock::system())
+            .map_err(|e| fail(e.to_string()))?;
+        let bind = crate::endpoint::unspecified_like(
+            self.controllers
+                .first()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.address),
+        );
+        let endpoint = crate::endpoint::client_endpoint(
+            bind,
+            tls,
+            &crate::endpoint::TransportOptions::default(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(Client::new(endpoint, self.targets(), options))
     }
 
     /// The controllers as client targets, each checked by its name.

@@ -112,3 +112,11 @@ pub fn client_endpoint(
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
+
+/// The wildcard address of `addr`'s family, port 0: where a dialling endpoint binds.
+pub fn unspecified_like(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}

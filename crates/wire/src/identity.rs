@@ -512,6 +512,13 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, IdentityE
         })
 }
 
+/// The certificates in PEM text (unreadable blocks skipped).
+pub fn load_certs_pem(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .collect()
+}
+
 fn pem_cert(cert: &CertificateDer<'_>) -> String {
     pem_encode("CERTIFICATE", cert.as_ref())
 }

@@ -10,6 +10,8 @@
 //!
 //! ```text
 //! identity  CA, node certificates, <name>.<role>.moor.invalid names, PEM files
+//! join      the joiner's key and its call on the join ALPN
+//! validity  notBefore/notAfter of a certificate, when to renew
 //! token     join tokens moor1.<id>.<secret>.<ca-fp> and their stored records
 //! clock     effective_now = max(system, build, last seen); last-seen file
 //! tls       rustls configs (ring), role/name and join verifiers
@@ -29,15 +31,19 @@ pub mod endpoint;
 pub mod frame;
 mod fsutil;
 pub mod identity;
+pub mod join;
 pub mod server;
 pub mod tls;
 pub mod token;
+pub mod validity;
 
 pub use client::{Client, ClientError, ClientOptions, Target};
 pub use clock::{ClockError, TlsClock, effective_now};
 pub use config::{ClientConfig, ConfigError, ControllerEntry};
 pub use connections::Connections;
-pub use endpoint::{EndpointError, TransportOptions, client_endpoint, server_endpoint};
+pub use endpoint::{
+    EndpointError, TransportOptions, client_endpoint, server_endpoint, unspecified_like,
+};
 pub use frame::{FrameError, FramedStream, Limits};
 pub use identity::{CertIdentity, ClusterCa, Fingerprint, IdentityError, NodeCert, Role};
 pub use server::{Handler, Peer, RevocationHook, ServeOptions, serve};
