@@ -43,6 +43,13 @@ pub struct ControllerArgs {
     /// Raft timings: lan (fails over in under 2 s) or slow-disk (SD cards, busy disks).
     #[arg(long, default_value = "lan")]
     profile: String,
+    /// How often agents are told to send heartbeats (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    heartbeat_interval: std::time::Duration,
+    /// How long a node may stay silent before its Ready condition becomes Unknown
+    /// (at least two heartbeat intervals).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = humantime::parse_duration)]
+    node_grace: std::time::Duration,
 }
 
 /// Questions to the group, asked like any client command (with `--config`).
@@ -69,6 +76,14 @@ pub fn main(args: ControllerArgs, data_dir: &Path, config: Option<&Path>) -> Exi
         eprintln!(
             "moor: --name and --advertise are for --init or --join; later starts read them from the data directory"
         );
+        return ExitCode::from(2);
+    }
+    let liveness = controller::liveness::LivenessOptions {
+        interval: args.heartbeat_interval,
+        grace: args.node_grace,
+    };
+    if let Err(e) = liveness.validate() {
+        eprintln!("moor: --heartbeat-interval/--node-grace: {e}");
         return ExitCode::from(2);
     }
     let name = match args.name {
@@ -103,6 +118,7 @@ pub fn main(args: ControllerArgs, data_dir: &Path, config: Option<&Path>) -> Exi
             _ => None,
         },
         profile: args.profile,
+        liveness,
     };
     match controller::daemon::run(options) {
         Ok(()) => ExitCode::SUCCESS,
@@ -163,7 +179,7 @@ fn remove(config: Option<&Path>, name: String) -> ExitCode {
 }
 
 /// The host name, lowercased, if it is a valid node name.
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim().split('.').next()?.to_ascii_lowercase();
     wire::identity::validate_name(&name).ok().map(|()| name)

@@ -8,6 +8,7 @@
 //!   ├─ RaftNode (raft.redb) ─ initialize once, or rejoin by itself
 //!   ├─ ApiService over NodeCluster (writes via Raft, reads local, watches from the feed)
 //!   ├─ JoinService: tokens, joins (join ALPN), admission of joined controllers
+//!   ├─ Liveness: agents' heartbeats (leader's memory), nodes' Ready condition
 //!   ├─ join.json present? ─► joiner::admit in the background until the group adds us
 //!   └─ wire::serve(Dispatch): first byte RAFT_TAG ─► Raft service; token and admission
 //!      calls ─► JoinService; else ─► API; cert-less calls on the join ALPN ─► JoinService
@@ -24,11 +25,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast;
 use wire::frame::{FrameError, FramedStream};
-use wire::{Handler, Peer};
+use wire::{Handler, Peer, unspecified_like};
 
 use crate::api::{ApiOptions, ApiService, Applied, Caller, Cluster, ClusterError};
 use crate::bootstrap::{self, BootstrapError, InitOptions};
 use crate::join::{Group, JoinService};
+use crate::liveness::{Leadership, Liveness, LivenessOptions};
 use crate::raft::{
     NodeConfig, NodeError, NodeId, NodeInfo, Profile, RaftNode, RaftOptions, RaftService, Request,
     Response, StateReader, StorageOptions, is_raft_call,
@@ -44,6 +46,8 @@ pub struct Options {
     pub join: Option<crate::joiner::JoinOptions>,
     /// Raft timings: `lan` or `slow-disk`.
     pub profile: String,
+    /// Heartbeat interval and grace period of agents.
+    pub liveness: LivenessOptions,
 }
 
 /// `--init`'s settings.
@@ -201,10 +205,16 @@ async fn serve(
     }
     let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca)?;
     let join = JoinService::new(Arc::clone(&cluster), ca_files, clock);
+    let liveness = Liveness::new(Arc::clone(&cluster), options.liveness);
+    let sink = Arc::clone(&liveness);
+    node.service()
+        .set_heartbeat_sink(Arc::new(move |name: &str| sink.record(name)));
+    let monitor = tokio::spawn(Arc::clone(&liveness).run());
     let handler = Arc::new(Dispatch {
         raft: node.service(),
         api,
         join,
+        liveness,
     });
     let admission = match crate::joiner::pending(&options.data_dir)? {
         Some(pending) => {
@@ -234,17 +244,27 @@ async fn serve(
         }
         None => None,
     };
+    let connections = wire::Connections::new();
+    let revocations = tokio::spawn(close_revoked(
+        node.reader(),
+        cluster.subscribe(),
+        connections.clone(),
+    ));
+    let reader = node.reader();
+    let serve_options = wire::ServeOptions {
+        is_revoked: Some(Arc::new(move |id: &wire::CertIdentity| {
+            crate::join::is_revoked(&reader, &id.serial)
+        })),
+        connections,
+        ..wire::ServeOptions::default()
+    };
     let shutdown = shutdown_signal()?;
-    wire::serve(
-        endpoint,
-        Arc::clone(&handler),
-        wire::ServeOptions::default(),
-        shutdown,
-    )
-    .await;
+    wire::serve(endpoint, Arc::clone(&handler), serve_options, shutdown).await;
+    revocations.abort();
     if let Some(admission) = admission {
         admission.abort();
     }
+    monitor.abort();
     drop(handler);
     drop(cluster);
     // If something still holds the node (a call finishing), the process exits anyway and
@@ -274,11 +294,29 @@ async fn create_default_namespace(api: &ApiService<NodeCluster>) {
     }
 }
 
-/// The wildcard address of `listen`'s family, for the dialling endpoint.
-fn unspecified_like(listen: SocketAddr) -> SocketAddr {
-    match listen {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+/// Closes the open connections of certificates as their revocation is applied here (new
+/// handshakes are refused by the serve hook).
+async fn close_revoked(
+    reader: StateReader,
+    mut feed: broadcast::Receiver<Applied>,
+    connections: wire::Connections,
+) {
+    loop {
+        let revoked = match feed.recv().await {
+            Ok(Applied::Changes { changes, .. }) => changes
+                .iter()
+                .any(|c| c.key.kind == crate::tokens::REVOKED_KIND && c.new.is_some()),
+            // Missed changes or a new snapshot: check every open connection.
+            Ok(Applied::Reset { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if revoked {
+            let closed =
+                connections.close_revoked(|peer| crate::join::is_revoked(&reader, &peer.serial));
+            if closed > 0 {
+                tracing::info!(closed, "closed connections of revoked certificates");
+            }
+        }
     }
 }
 
@@ -301,6 +339,7 @@ struct Dispatch {
     raft: RaftService,
     api: ApiService<NodeCluster>,
     join: JoinService<NodeCluster>,
+    liveness: Arc<Liveness<NodeCluster>>,
 }
 
 impl Handler for Dispatch {
@@ -318,6 +357,11 @@ impl Handler for Dispatch {
             Ok(call) if JoinService::<NodeCluster>::answers(&call) => {
                 let caller = Caller::from(&peer);
                 let response = self.join.handle_member(&caller, call).await;
+                stream.send(&response).await
+            }
+            Ok(proto::api::Request::Heartbeat { node }) => {
+                let caller = Caller::from(&peer);
+                let response = self.liveness.handle(&caller, &node).await;
                 stream.send(&response).await
             }
             _ => self.api.call(peer, request, stream).await,
@@ -356,6 +400,16 @@ impl Cluster for NodeCluster {
 
     fn subscribe(&self) -> broadcast::Receiver<Applied> {
         self.feed.subscribe()
+    }
+}
+
+impl Leadership for NodeCluster {
+    fn is_leader(&self) -> bool {
+        self.node.is_leader()
+    }
+
+    async fn heartbeat(&self, node: &str) -> Result<(), ClusterError> {
+        self.node.heartbeat(node).await.map_err(cluster_error)
     }
 }
 

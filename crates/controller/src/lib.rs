@@ -2,7 +2,8 @@
 //!
 //! Owns: Raft (openraft) with log and state machine in redb (`raft`), the client API
 //! (`api`), join tokens and certificates for joining nodes (`tokens`, `join`, `joiner`),
-//! and, in later steps, the scheduler, the reconcilers, backups.
+//! node liveness from agent heartbeats (`liveness`), and, in later steps, the scheduler,
+//! the reconcilers, backups.
 //! Does not own: running containers (agents do, over the wire).
 
 pub mod api;
@@ -10,5 +11,6 @@ pub mod bootstrap;
 pub mod daemon;
 pub mod join;
 pub mod joiner;
+pub mod liveness;
 pub mod raft;
 pub mod tokens;

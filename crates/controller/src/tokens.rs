@@ -12,6 +12,8 @@
 //! ("moor.Identity", "controller",  <name>)      IdentityRecord: who took the name, its Raft id
 //! ("moor.Identity", "agent",       <name>)
 //! ("moor.RaftId",   "",            <id, 20 digits>)  taken Raft ids
+//! ("moor.Issued",   "agent/<name>", <serial, hex>)   IssuedRecord: a certificate given out
+//! ("moor.Revoked",  "",            <serial, hex>)   RevokedRecord: refused at handshakes
 //!
 //! join = one Raft batch: token (expected its revision, uses_left - 1)
 //!                      + identity (expected absent) [+ raft id (expected absent)]
@@ -36,6 +38,11 @@ pub const TOKEN_KIND: &str = "moor.Token";
 pub const IDENTITY_KIND: &str = "moor.Identity";
 /// The store kind of taken Raft ids.
 pub const RAFT_ID_KIND: &str = "moor.RaftId";
+/// The store kind of certificates given out (join, renewal); the namespace is
+/// `role/name`, so a node's certificates list together when it is removed.
+pub const ISSUED_KIND: &str = "moor.Issued";
+/// The store kind of revoked certificate serials, looked up at every handshake.
+pub const REVOKED_KIND: &str = "moor.Revoked";
 /// The record layout written today; a reader refuses any other.
 pub const RECORD_FORMAT: u8 = 1;
 /// The longest a token may live.
@@ -104,6 +111,24 @@ pub struct IdentityRecord {
     pub public_key: Vec<u8>,
 }
 
+/// A certificate the controllers gave out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRecord {
+    pub role: Role,
+    pub name: String,
+    /// Seconds since the Unix epoch, by the issuing controller's clock.
+    pub issued_at: u64,
+}
+
+/// A revoked certificate: whose it was and when it was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRecord {
+    pub role: Role,
+    pub name: String,
+    /// Seconds since the Unix epoch, by the revoking controller's clock.
+    pub revoked_at: u64,
+}
+
 /// The certificate role of a join role.
 pub fn role_of(role: JoinRole) -> Role {
     match role {
@@ -129,6 +154,35 @@ pub fn token_key(id: &str) -> ObjectKey {
 /// The key of a (role, name) reservation.
 pub fn identity_key(role: Role, name: &str) -> ObjectKey {
     ObjectKey::new(IDENTITY_KIND, role.as_str(), name)
+}
+
+/// The namespace of (role, name)'s issued certificates.
+pub fn issued_namespace(role: Role, name: &str) -> String {
+    format!("{}/{name}", role.as_str())
+}
+
+/// The key of one issued certificate.
+pub fn issued_key(role: Role, name: &str, serial: &[u8]) -> ObjectKey {
+    ObjectKey::new(
+        ISSUED_KIND,
+        issued_namespace(role, name),
+        serial_hex(serial),
+    )
+}
+
+/// The key of a revoked serial.
+pub fn revoked_key(serial: &[u8]) -> ObjectKey {
+    ObjectKey::new(REVOKED_KIND, "", serial_hex(serial))
+}
+
+/// A serial as lowercase hex, as keys and messages show it.
+pub fn serial_hex(serial: &[u8]) -> String {
+    serial.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Seconds since the Unix epoch of `at` (0 before it).
+pub fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The key of a taken Raft id; zero-padded so keys sort by id.

@@ -373,3 +373,147 @@ async fn controllers_are_listed_and_removed_by_admins_but_never_the_last_voter()
     );
     assert_eq!(group.members().len(), 1);
 }
+
+fn agent(name: &str) -> Caller {
+    Caller {
+        role: Role::Agent,
+        name: name.into(),
+    }
+}
+
+fn serial_of(chain: &[Vec<u8>]) -> Vec<u8> {
+    let leaf = rustls::pki_types::CertificateDer::from(chain[0].clone());
+    wire::identity::identity_of(&leaf).unwrap().serial
+}
+
+#[tokio::test]
+async fn removing_a_node_revokes_every_certificate_it_was_given() {
+    let (group, service) = service().await;
+    let token = create(&service, JoinRole::Agent, 2).await;
+    let joined = join(&service, &request(&token, JoinRole::Agent, "edge-1"))
+        .await
+        .unwrap();
+    let first = serial_of(&joined.chain);
+    let Response::Certificate { chain } = service
+        .handle_member(
+            &agent("edge-1"),
+            Request::RenewCertificate {
+                public_key: public_key(),
+            },
+        )
+        .await
+    else {
+        panic!("no renewal");
+    };
+    let renewed = serial_of(&chain);
+    assert_ne!(first, renewed);
+    let leaf = rustls::pki_types::CertificateDer::from(chain[0].clone());
+    let identity = wire::identity::identity_of(&leaf).unwrap();
+    assert_eq!(
+        (identity.role, identity.name.as_str()),
+        (Role::Agent, "edge-1")
+    );
+    // Another node's certificates are not touched by the removal.
+    let other = join(&service, &request(&token, JoinRole::Agent, "edge-2"))
+        .await
+        .unwrap();
+    let reader = group.reader();
+    assert!(!super::is_revoked(&reader, &first));
+
+    // Only an admin removes nodes.
+    let refused = service
+        .handle_member(
+            &agent("edge-2"),
+            Request::RemoveNode {
+                name: "edge-1".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&refused, Response::Error(e) if e.code == ErrorCode::Forbidden),
+        "{refused:?}"
+    );
+    let removed = service
+        .handle_member(
+            &admin(),
+            Request::RemoveNode {
+                name: "edge-1".into(),
+            },
+        )
+        .await;
+    assert_eq!(
+        removed,
+        Response::NodeRemoved {
+            name: "edge-1".into(),
+            revoked: 2
+        }
+    );
+    assert!(super::is_revoked(&reader, &first));
+    assert!(super::is_revoked(&reader, &renewed));
+    assert!(!super::is_revoked(&reader, &serial_of(&other.chain)));
+    // Gone: a second removal is NotFound, and a renewal by the old agent is refused.
+    let again = service
+        .handle_member(
+            &admin(),
+            Request::RemoveNode {
+                name: "edge-1".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&again, Response::Error(e) if e.code == ErrorCode::NotFound),
+        "{again:?}"
+    );
+    let renewal = service
+        .handle_member(
+            &agent("edge-1"),
+            Request::RenewCertificate {
+                public_key: public_key(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&renewal, Response::Error(e) if e.code == ErrorCode::Forbidden && e.message.contains("join again")),
+        "{renewal:?}"
+    );
+    // The name is free again for a new join (with new certificates, not revoked).
+    let token = create(&service, JoinRole::Agent, 1).await;
+    let back = join(&service, &request(&token, JoinRole::Agent, "edge-1"))
+        .await
+        .unwrap();
+    assert!(!super::is_revoked(&reader, &serial_of(&back.chain)));
+}
+
+#[tokio::test]
+async fn a_renewal_needs_a_good_key_and_keeps_the_callers_role() {
+    let (_, service) = service().await;
+    let bad = service
+        .handle_member(
+            &admin(),
+            Request::RenewCertificate {
+                public_key: vec![4; 10],
+            },
+        )
+        .await;
+    assert!(
+        matches!(&bad, Response::Error(e) if e.code == ErrorCode::Invalid),
+        "{bad:?}"
+    );
+    let Response::Certificate { chain } = service
+        .handle_member(
+            &admin(),
+            Request::RenewCertificate {
+                public_key: public_key(),
+            },
+        )
+        .await
+    else {
+        panic!("no renewal for the admin");
+    };
+    let leaf = rustls::pki_types::CertificateDer::from(chain[0].clone());
+    let identity = wire::identity::identity_of(&leaf).unwrap();
+    assert_eq!(
+        (identity.role, identity.name.as_str()),
+        (Role::Admin, "admin")
+    );
+}

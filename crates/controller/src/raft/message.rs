@@ -64,6 +64,8 @@ pub enum Forward {
     RemoveMember { id: NodeId },
     /// The log index a linearizable read must see applied.
     ReadIndex,
+    /// An agent's heartbeat for `node`, recorded in the leader's memory only.
+    Heartbeat { node: String },
 }
 
 /// The answer to a [`RaftMessage`].
@@ -92,6 +94,8 @@ pub enum Forwarded {
     ReadIndex(u64),
     /// The receiver is not the leader; it names the leader it knows of.
     NotLeader { leader: Option<(NodeId, NodeInfo)> },
+    /// The leader recorded the heartbeat.
+    HeartbeatSeen,
 }
 
 /// Why a controller refused or failed a call, as the caller learns it.

@@ -104,6 +104,7 @@ pub use node::RaftNode;
 pub use node::RaftStatus;
 pub use reader::Listing;
 pub use reader::StateReader;
+pub use service::HeartbeatSink;
 pub use service::RaftService;
 pub use snapshot::Snapshot;
 pub use snapshot::SnapshotBuilder;

@@ -316,6 +316,19 @@ impl RaftNode {
         }
     }
 
+    /// Hands an agent's heartbeat for `node` to the leader's sink (see
+    /// [`RaftService::set_heartbeat_sink`]), forwarding it if another node leads.
+    pub async fn heartbeat(&self, node: &str) -> Result<(), NodeError> {
+        let timeout = self.options.write_timeout;
+        let op = Forward::Heartbeat {
+            node: node.to_owned(),
+        };
+        match self.leader_op(op, timeout, "heartbeat").await? {
+            Forwarded::HeartbeatSeen => Ok(()),
+            _ => Err(self.unexpected("heartbeat")),
+        }
+    }
+
     /// Adds a controller: first as a learner that copies the log, then as a voter.
     pub async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<(), NodeError> {
         let timeout = self.options.membership_timeout;

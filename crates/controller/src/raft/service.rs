@@ -25,6 +25,7 @@
 //! (the second against this node's latest metrics).
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use openraft::ChangeMembers;
@@ -59,11 +60,16 @@ use super::types::Vote;
 /// The openraft node the controller runs.
 pub type RaftHandle = openraft::Raft<TypeConfig, StateMachine>;
 
+/// Where the leader hands the agents' heartbeats (see `crate::liveness`).
+pub type HeartbeatSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Answers Raft calls from peer controllers; also what the local node calls when it leads.
 #[derive(Clone)]
 pub struct RaftService {
     raft: RaftHandle,
     limits: SnapshotLimits,
+    /// Set once by the daemon; until then heartbeats are refused as unavailable.
+    heartbeats: Arc<OnceLock<HeartbeatSink>>,
 }
 
 impl std::fmt::Debug for RaftService {
@@ -77,7 +83,16 @@ impl std::fmt::Debug for RaftService {
 
 impl RaftService {
     pub(crate) fn new(raft: RaftHandle, limits: SnapshotLimits) -> Self {
-        Self { raft, limits }
+        Self {
+            raft,
+            limits,
+            heartbeats: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Where heartbeats go while this node leads. Only the first call takes effect.
+    pub fn set_heartbeat_sink(&self, sink: HeartbeatSink) {
+        let _ = self.heartbeats.set(sink);
     }
 
     /// Answers one Raft call: `request` is the stream's first frame (see
@@ -212,6 +227,7 @@ impl RaftService {
                     retryable,
                 }),
             },
+            Forward::Heartbeat { node } => self.heartbeat(&node),
             Forward::AddMember { id, info } => self.add_member(id, info).await,
             Forward::RemoveMember { id } => self.remove_member(id).await,
             Forward::ReadIndex => match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
@@ -225,6 +241,23 @@ impl RaftService {
                 Err(RaftError::Fatal(_)) => Err(RemoteError::Stopped),
             },
         }
+    }
+
+    /// Hands a heartbeat to the sink if this node leads; otherwise names the leader.
+    fn heartbeat(&self, node: &str) -> Result<Forwarded, RemoteError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state != openraft::ServerState::Leader {
+            let leader = metrics.current_leader.and_then(|id| {
+                let info = metrics.membership_config.membership().get_node(&id)?;
+                Some((id, info.clone()))
+            });
+            return Ok(Forwarded::NotLeader { leader });
+        }
+        let Some(sink) = self.heartbeats.get() else {
+            return Err(RemoteError::Stopped);
+        };
+        sink(node);
+        Ok(Forwarded::HeartbeatSeen)
     }
 
     async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<Forwarded, RemoteError> {
