@@ -3,12 +3,13 @@
 //!
 //! There are the container runtime (`moor runtime …`, runc-compatible), the image store
 //! (`moor image …`), the controller (`moor controller`) and the cluster client
-//! (`moor apply|get|delete`, `moor token`); the agent comes with a later step.
+//! (`moor apply|get|delete`, `moor token`, `moor node`) and the node agent (`moor agent`).
 
 mod cluster;
 mod controller;
 mod image;
 mod log;
+mod node;
 mod runtime;
 mod table;
 mod token;
@@ -61,6 +62,10 @@ enum Command {
     Secret(cluster::SecretArgs),
     /// Config maps made from files and literals.
     Configmap(cluster::ConfigMapArgs),
+    /// Nodes: ls, rm (rm revokes the node's certificates).
+    Node(node::NodeArgs),
+    /// Run the node agent (--join joins a cluster first).
+    Agent(node::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +79,8 @@ fn main() -> ExitCode {
         Command::Configmap(args) => cluster::configmap(args, cli.config.as_deref()),
         Command::Controller(args) => controller::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Token(args) => token::main(args, cli.config.as_deref()),
+        Command::Node(args) => node::main(args, cli.config.as_deref()),
+        Command::Agent(args) => node::agent(args, &cli.data_dir),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -15,7 +15,7 @@
 
 mod data;
 mod inputs;
-mod print;
+pub(crate) mod print;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
