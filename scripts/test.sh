@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 need=""
-for pkg in busybox-static util-linux bsdutils iproute2 nftables docker-registry skopeo umoci; do
+for pkg in busybox-static util-linux bsdutils iproute2 nftables docker-registry skopeo umoci faketime; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then

@@ -50,6 +50,17 @@ impl LabHost {
     pub fn netns_path(&self) -> PathBuf {
         Path::new("/run/netns").join(&self.netns)
     }
+
+    /// A command that runs `program` inside this host's network namespace only (what
+    /// [`Lab::command`] makes; this one needs no `Lab`, so another thread can use it).
+    /// `nsenter` execs `program` without forking, so the child's PID is `program`'s.
+    pub fn command(&self, program: impl AsRef<Path>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.netns_path().display()))
+            .arg("--")
+            .arg(program.as_ref());
+        cmd
+    }
 }
 
 /// A switch and the hosts on it. See the module docs.
@@ -165,11 +176,7 @@ impl Lab {
 
     /// A command that runs `program` inside `host`'s network namespace only.
     pub fn command(&self, host: &LabHost, program: impl AsRef<Path>) -> Command {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", host.netns_path().display()))
-            .arg("--")
-            .arg(program.as_ref());
-        cmd
+        host.command(program)
     }
 
     /// Drops every packet between `a` and `b`, both ways.

@@ -5,15 +5,23 @@
 use std::time::{Duration, Instant};
 
 /// Polls `condition` until it returns true; panics naming `what` after `deadline`.
-pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, deadline: Duration, condition: impl FnMut() -> bool) {
+    if !holds_within(deadline, condition) {
+        panic!("timed out after {deadline:?} waiting for {what}");
+    }
+}
+
+/// Polls `condition` until it returns true (then true) or `deadline` passes (then false),
+/// for callers that explain a failure themselves (with what they saw last, say).
+pub fn holds_within(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;
     let mut pause = Duration::from_millis(1);
     loop {
         if condition() {
-            return;
+            return true;
         }
         if Instant::now() >= end {
-            panic!("timed out after {deadline:?} waiting for {what}");
+            return false;
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
