@@ -3,7 +3,8 @@
 //!
 //! There are the container runtime (`moor runtime …`, runc-compatible), the image store
 //! (`moor image …`), the controller (`moor controller`) and the cluster client
-//! (`moor apply|get|delete`, `moor token`, `moor node`) and the node agent (`moor agent`).
+//! (`moor apply|get|describe|delete`, `moor token`, `moor node`) and the node agent
+//! (`moor agent`).
 
 mod cluster;
 mod controller;
@@ -50,8 +51,10 @@ enum Command {
     Image(image::ImageArgs),
     /// Create or update the objects of manifests (files, directories or stdin).
     Apply(cluster::ApplyArgs),
-    /// List objects, or show one, as a table, YAML or JSON.
+    /// List objects, or show one, as a table, YAML or JSON; --watch follows changes.
     Get(cluster::GetArgs),
+    /// Show objects in detail, for people (kubectl's describe; secret values never shown).
+    Describe(cluster::DescribeArgs),
     /// Delete objects by kind and name, or those a manifest describes.
     Delete(cluster::DeleteArgs),
     /// Run a member of the controller group (--init makes a new cluster, --join joins one).
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Runtime(args) => runtime::main(*args),
         Command::Apply(args) => cluster::apply(args, cli.config.as_deref()),
         Command::Get(args) => cluster::get(args, cli.config.as_deref()),
+        Command::Describe(args) => cluster::describe(args, cli.config.as_deref()),
         Command::Delete(args) => cluster::delete(args, cli.config.as_deref()),
         Command::Secret(args) => cluster::secret(args, cli.config.as_deref()),
         Command::Configmap(args) => cluster::configmap(args, cli.config.as_deref()),

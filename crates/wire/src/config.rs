@@ -6,7 +6,7 @@
 //! ```yaml
 //! apiVersion: moor/v1
 //! kind: ClientConfig
-//! controllers:                 # tried in turn; refreshed from the membership later
+//! controllers:                 # tried in turn; refreshed from the membership
 //!   - { name: ctl-1, address: "10.0.0.5:7443" }
 //! ca: |                        # the cluster CA certificate (PEM)
 //!   -----BEGIN CERTIFICATE-----
@@ -214,6 +214,33 @@ impl ClientConfig {
         Ok(Client::new(endpoint, self.targets(), options))
     }
 
+    /// Replaces the controller list of the file at `path` with `controllers`, and returns
+    /// whether it wrote. Nothing is written when the file already lists the same
+    /// controllers (in any order), so a client that learns nothing new leaves the file
+    /// alone. The file is read again first and only its controller list changes, so
+    /// credentials replaced since this process loaded it are kept; a symlink is followed and
+    /// its target replaced atomically, mode 0600.
+    pub fn save_controllers(
+        path: &Path,
+        controllers: &[ControllerEntry],
+    ) -> Result<bool, ConfigError> {
+        if controllers.is_empty() {
+            return Ok(false);
+        }
+        let target = std::fs::canonicalize(path).map_err(|source| ConfigError::Io {
+            action: "resolve",
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut current = ClientConfig::load(&target)?;
+        if same_controllers(&current.controllers, controllers) {
+            return Ok(false);
+        }
+        current.controllers = controllers.to_vec();
+        current.save(&target)?;
+        Ok(true)
+    }
+
     /// The controllers as client targets, each checked by its name.
     pub fn targets(&self) -> Vec<Target> {
         self.controllers
@@ -224,6 +251,19 @@ impl ClientConfig {
             })
             .collect()
     }
+}
+
+/// Whether two controller lists name the same controllers at the same addresses, in any
+/// order.
+pub fn same_controllers(a: &[ControllerEntry], b: &[ControllerEntry]) -> bool {
+    let key = |c: &ControllerEntry| (c.name.clone(), c.address);
+    let mut a: Vec<_> = a.iter().map(key).collect();
+    let mut b: Vec<_> = b.iter().map(key).collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
 }
 
 fn one_cert(pem: &str) -> Option<CertificateDer<'static>> {
@@ -279,6 +319,47 @@ mod tests {
         let targets = back.targets();
         assert_eq!(targets[1].name.as_deref(), Some("ctl-2"));
         assert_eq!(targets[1].addr, "[fd00::2]:7443".parse().unwrap());
+    }
+
+    #[test]
+    fn controller_lists_are_saved_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.conf");
+        let (_, config) = sample();
+        config.save(&path).unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+
+        // The same controllers in another order: nothing is written.
+        let mut reordered = config.controllers.clone();
+        reordered.reverse();
+        assert!(!ClientConfig::save_controllers(&link, &reordered).unwrap());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        assert!(!ClientConfig::save_controllers(&link, &[]).unwrap());
+
+        let mut more = config.controllers.clone();
+        more.push(ControllerEntry {
+            name: "ctl-3".into(),
+            address: "10.0.0.7:7443".parse().unwrap(),
+        });
+        assert!(ClientConfig::save_controllers(&link, &more).unwrap());
+        // The link still points at the file, which was replaced whole and stays private.
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let back = ClientConfig::load(&path).unwrap();
+        assert_eq!(back.controllers, more);
+        assert_eq!(back.node.chain, config.node.chain);
+        assert!(!ClientConfig::save_controllers(&path, &more).unwrap());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The cluster client: `moor apply`, `moor get`, `moor delete`. Each reads the
-//! credential file (`--config`, default `~/.moor/config`), asks any controller it lists
-//! over QUIC with mutual TLS (the client fails over between them by itself), and prints
-//! what kubectl would.
+//! The cluster client: `moor apply`, `moor get [--watch]`, `moor describe`, `moor
+//! delete`. Each reads the credential file (`--config`, default `~/.moor/config`), asks
+//! any controller it lists over QUIC with mutual TLS (the client fails over between them
+//! by itself, and learns the group's members on the way, see `session`), and prints what
+//! kubectl would.
 //!
 //! ```text
 //! -f inputs ─ proto::parse ─► Request::Apply ─┐
@@ -14,20 +15,24 @@
 //! again later).
 
 mod data;
+mod describe;
 mod inputs;
 pub(crate) mod print;
+mod session;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::Args;
-use proto::api::{ApiError, ApplyOutcome, Consistency, ObjectKey, Request, Response};
+use proto::api::{ApplyOutcome, Consistency, ObjectKey, Request, Response};
 use proto::{Kind, Object};
 
 pub use data::{ConfigMapArgs, SecretArgs, configmap, secret};
 pub use print::Format;
+pub(crate) use session::Session;
 
 /// `moor apply`.
 #[derive(Debug, Args)]
@@ -68,6 +73,39 @@ pub struct GetArgs {
     /// Read the answering controller's own copy, which may lag (works from a minority).
     #[arg(long)]
     stale: bool,
+    /// After the list, print each change as it happens, until Ctrl-C.
+    ///
+    /// Also ends when stdout is closed, or when stdin closes if it is a pipe or a socket
+    /// (an ssh session ending). Tables print the header once, then a row per change; yaml
+    /// prints a document and json a line per change. A deleted object is printed as its
+    /// last row, as kubectl does: add --output-watch-events to tell ADDED, MODIFIED and
+    /// DELETED apart. A lost connection resumes on any controller without missing a
+    /// change; when the controller's history no longer reaches back, everything is listed
+    /// again.
+    #[arg(short, long)]
+    watch: bool,
+    /// With --watch: an EVENT column (ADDED, MODIFIED, DELETED), or `type` and `object`
+    /// around each yaml or json document, or the event before each name.
+    #[arg(long, requires = "watch")]
+    output_watch_events: bool,
+}
+
+/// `moor describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// What to describe: pods (po), deployments (deploy), services (svc), nodes (no), …
+    kind: String,
+    /// One object by name; without it, every object of the kind (that -l matches).
+    name: Option<String>,
+    /// Only objects whose labels match (`app=web,tier in (a,b),!canary`).
+    #[arg(short = 'l', long, conflicts_with = "name")]
+    selector: Option<String>,
+    /// The namespace (default `default`).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
 }
 
 /// `moor delete`.
@@ -116,96 +154,6 @@ pub(crate) fn finish(result: Result<(), Failure>) -> ExitCode {
     }
 }
 
-/// The credential file to use: `--config`, or `~/.moor/config`.
-fn config_path(flag: Option<&Path>) -> Result<PathBuf, Failure> {
-    if let Some(p) = flag {
-        return Ok(p.to_path_buf());
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| anyhow!("no --config given and HOME is not set"))?;
-    Ok(Path::new(&home).join(".moor/config"))
-}
-
-/// A connection to the cluster for one command.
-pub(crate) struct Session {
-    runtime: tokio::runtime::Runtime,
-    client: wire::Client,
-    described: String,
-}
-
-impl Session {
-    pub(crate) fn open(config: Option<&Path>) -> Result<Session, Failure> {
-        let path = config_path(config)?;
-        let config = wire::ClientConfig::load(&path).map_err(|e| {
-            let hint = if config.is_none() {
-                " (copy admin.conf from a controller's data directory there, or give --config)"
-            } else {
-                ""
-            };
-            anyhow!("{e}{hint}")
-        })?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("start the client's event loop")?;
-        let described = config
-            .controllers
-            .iter()
-            .map(|c| format!("{} {}", c.name, c.address))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let tls =
-            wire::tls::client_config(&config.ca, Some(&config.node), wire::TlsClock::system())
-                .context("client TLS settings")?;
-        let bind = match config.controllers.first().map(|c| c.address) {
-            Some(std::net::SocketAddr::V6(_)) => "[::]:0",
-            _ => "0.0.0.0:0",
-        };
-        let client = runtime.block_on(async {
-            let endpoint = wire::client_endpoint(
-                bind.parse().map_err(|e| anyhow!("{bind}: {e}"))?,
-                tls,
-                &wire::TransportOptions::default(),
-            )
-            .context("open the client's QUIC endpoint")?;
-            anyhow::Ok(wire::Client::new(
-                endpoint,
-                config.targets(),
-                wire::ClientOptions::default(),
-            ))
-        })?;
-        Ok(Session {
-            runtime,
-            client,
-            described,
-        })
-    }
-
-    pub(crate) fn call(&self, request: &Request) -> Result<Response, Failure> {
-        let answer = self
-            .runtime
-            .block_on(self.client.call::<Request, Response>(request));
-        match answer {
-            Ok(Response::Error(e)) => Err(api_failure(e)),
-            Ok(r) => Ok(r),
-            Err(e) if e.is_retryable() => Err(Failure::Unreachable(anyhow!(
-                "no controller answered ({}): {e}",
-                self.described
-            ))),
-            Err(e) => Err(Failure::Refused(anyhow!("{e}"))),
-        }
-    }
-}
-
-fn api_failure(e: ApiError) -> Failure {
-    if e.is_retryable() {
-        Failure::Unreachable(anyhow!("{e}"))
-    } else {
-        Failure::Refused(anyhow!("{e}"))
-    }
-}
-
 /// `moor apply`.
 pub fn apply(args: ApplyArgs, config: Option<&Path>) -> ExitCode {
     finish((|| {
@@ -242,21 +190,30 @@ pub fn apply(args: ApplyArgs, config: Option<&Path>) -> ExitCode {
 /// `moor get`.
 pub fn get(args: GetArgs, config: Option<&Path>) -> ExitCode {
     finish((|| {
-        let kind = Kind::from_resource_name(&args.kind).ok_or_else(|| {
-            anyhow!(
-                "unknown kind {:?}: expected one of namespaces (ns), nodes (no), pods (po), deployments (deploy), daemonsets (ds), jobs, services (svc), configmaps (cm), secrets",
-                args.kind
-            )
-        })?;
-        if let Some(sel) = &args.selector {
-            proto::selector::Selector::parse(sel).map_err(|e| anyhow!("-l {sel:?}: {e}"))?;
-        }
+        let kind = parse_kind(&args.kind)?;
+        check_selector(args.selector.as_deref())?;
         let consistency = if args.stale {
             Consistency::Stale
         } else {
             Consistency::Linearizable
         };
         let namespace = namespace_for(kind, args.namespace.as_deref(), args.all_namespaces);
+        if args.watch {
+            let session = Session::open_with(config, &watch::TRANSPORT)?;
+            let spec = watch::Spec {
+                kind,
+                name: args.name.clone(),
+                namespace,
+                selector: args.selector.clone(),
+                consistency,
+            };
+            let style = watch::Style {
+                format: args.output,
+                all_namespaces: args.all_namespaces,
+                events: args.output_watch_events,
+            };
+            return watch::run(&session, &spec, style);
+        }
         let session = Session::open(config)?;
         let objects = match &args.name {
             Some(name) => {
@@ -307,6 +264,70 @@ pub fn get(args: GetArgs, config: Option<&Path>) -> ExitCode {
         print!("{text}");
         Ok(())
     })())
+}
+
+/// `moor describe`.
+pub fn describe(args: DescribeArgs, config: Option<&Path>) -> ExitCode {
+    finish((|| {
+        let kind = parse_kind(&args.kind)?;
+        check_selector(args.selector.as_deref())?;
+        let namespace = namespace_for(kind, args.namespace.as_deref(), args.all_namespaces);
+        let session = Session::open(config)?;
+        let objects = match &args.name {
+            Some(name) => {
+                let key = ObjectKey {
+                    kind,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                };
+                match session.call(&Request::Get {
+                    key,
+                    consistency: Consistency::Linearizable,
+                })? {
+                    Response::Object { object, .. } => vec![*object],
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            None => match session.call(&Request::List {
+                kind,
+                namespace: namespace.clone(),
+                selector: args.selector.clone(),
+                consistency: Consistency::Linearizable,
+            })? {
+                Response::List { objects, .. } => objects,
+                other => return Err(unexpected(&other)),
+            },
+        };
+        if objects.is_empty() {
+            let place = match &namespace {
+                Some(ns) if kind.is_namespaced() => format!(" in {ns} namespace"),
+                _ => String::new(),
+            };
+            eprintln!("No resources found{place}.");
+            return Ok(());
+        }
+        let pages: Vec<String> = objects.iter().map(describe::describe).collect();
+        print!("{}", pages.join("\n\n"));
+        Ok(())
+    })())
+}
+
+/// The kind a command line names, or an error listing the kinds there are.
+fn parse_kind(name: &str) -> Result<Kind, Failure> {
+    Kind::from_resource_name(name).ok_or_else(|| {
+        anyhow!(
+            "unknown kind {name:?}: expected one of namespaces (ns), nodes (no), pods (po), deployments (deploy), daemonsets (ds), jobs, services (svc), configmaps (cm), secrets"
+        )
+        .into()
+    })
+}
+
+/// Refuses a selector the controller would refuse, before connecting.
+fn check_selector(selector: Option<&str>) -> Result<(), Failure> {
+    if let Some(sel) = selector {
+        proto::selector::Selector::parse(sel).map_err(|e| anyhow!("-l {sel:?}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `moor delete`.
@@ -426,7 +447,8 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::api::ErrorCode;
+    use proto::api::{ApiError, ErrorCode};
+    use session::api_failure;
 
     #[test]
     fn messages_name_objects_as_kubectl_does() {

@@ -26,32 +26,40 @@ pub fn table(
     wide: bool,
     now: SystemTime,
 ) -> String {
+    let head = header(kind, all_namespaces, wide);
+    let rows: Vec<Vec<String>> = objects
+        .iter()
+        .map(|object| row(object, all_namespaces, wide, now))
+        .collect();
+    crate::table::render_rows(&head, &rows)
+}
+
+/// The column titles of a table of `kind`.
+pub fn header(kind: Kind, all_namespaces: bool, wide: bool) -> Vec<String> {
     let (mut header, wide_header) = columns(kind);
     if wide {
         header.extend_from_slice(wide_header);
     }
-    let namespaced = all_namespaces && kind.is_namespaced();
     let mut head: Vec<String> = Vec::new();
-    if namespaced {
+    if all_namespaces && kind.is_namespaced() {
         head.push("NAMESPACE".into());
     }
     head.extend(header.iter().map(|h| h.to_string()));
-    let rows: Vec<Vec<String>> = objects
-        .iter()
-        .map(|object| {
-            let mut row = Vec::new();
-            if namespaced {
-                row.push(object.metadata().namespace_or_default().to_string());
-            }
-            let (cells, wide_cells) = cells(object, now);
-            row.extend(cells);
-            if wide {
-                row.extend(wide_cells);
-            }
-            row
-        })
-        .collect();
-    crate::table::render_rows(&head, &rows)
+    head
+}
+
+/// The cells of one object's row, matching [`header`].
+pub fn row(object: &Object, all_namespaces: bool, wide: bool, now: SystemTime) -> Vec<String> {
+    let mut row = Vec::new();
+    if all_namespaces && object.kind().is_namespaced() {
+        row.push(object.metadata().namespace_or_default().to_string());
+    }
+    let (cells, wide_cells) = cells(object, now);
+    row.extend(cells);
+    if wide {
+        row.extend(wide_cells);
+    }
+    row
 }
 
 /// `KIND/NAME` lines (`-o name`).
