@@ -163,7 +163,7 @@ fn remove(config: Option<&Path>, name: String) -> ExitCode {
 }
 
 /// The host name, lowercased, if it is a valid node name.
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim().split('.').next()?.to_ascii_lowercase();
     wire::identity::validate_name(&name).ok().map(|()| name)

@@ -5,6 +5,7 @@
 //! (`moor image …`), the controller (`moor controller`) and the cluster client
 //! (`moor apply|get|delete`, `moor token`); the agent comes with a later step.
 
+mod backup;
 mod cluster;
 mod controller;
 mod image;
@@ -61,6 +62,8 @@ enum Command {
     Secret(cluster::SecretArgs),
     /// Config maps made from files and literals.
     Configmap(cluster::ConfigMapArgs),
+    /// Encrypted backups of the whole cluster: save (admin), restore into a new cluster.
+    Backup(backup::BackupArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Configmap(args) => cluster::configmap(args, cli.config.as_deref()),
         Command::Controller(args) => controller::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Token(args) => token::main(args, cli.config.as_deref()),
+        Command::Backup(args) => backup::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -201,10 +201,16 @@ async fn serve(
     }
     let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca)?;
     let join = JoinService::new(Arc::clone(&cluster), ca_files, clock);
+    let backup = crate::backup::BackupService::new(
+        Arc::clone(&cluster),
+        bootstrap::pki(&options.data_dir),
+        member.name.clone(),
+    );
     let handler = Arc::new(Dispatch {
         raft: node.service(),
         api,
         join,
+        backup,
     });
     let admission = match crate::joiner::pending(&options.data_dir)? {
         Some(pending) => {
@@ -301,6 +307,7 @@ struct Dispatch {
     raft: RaftService,
     api: ApiService<NodeCluster>,
     join: JoinService<NodeCluster>,
+    backup: crate::backup::BackupService<NodeCluster>,
 }
 
 impl Handler for Dispatch {
@@ -315,6 +322,9 @@ impl Handler for Dispatch {
         }
         // Decoded twice for API calls (here and in the API): cheap next to the call.
         match wire::frame::decode::<proto::api::Request>(&request) {
+            Ok(proto::api::Request::Backup) => {
+                self.backup.handle(&Caller::from(&peer), stream).await
+            }
             Ok(call) if JoinService::<NodeCluster>::answers(&call) => {
                 let caller = Caller::from(&peer);
                 let response = self.join.handle_member(&caller, call).await;

@@ -2,10 +2,11 @@
 //!
 //! Owns: Raft (openraft) with log and state machine in redb (`raft`), the client API
 //! (`api`), join tokens and certificates for joining nodes (`tokens`, `join`, `joiner`),
-//! and, in later steps, the scheduler, the reconcilers, backups.
+//! backups (`backup`), and, in later steps, the scheduler, the reconcilers.
 //! Does not own: running containers (agents do, over the wire).
 
 pub mod api;
+pub mod backup;
 pub mod bootstrap;
 pub mod daemon;
 pub mod join;

@@ -196,6 +196,12 @@ impl Session {
             Err(e) => Err(Failure::Refused(anyhow!("{e}"))),
         }
     }
+
+    /// The event loop, the client and the controllers it may reach (for messages), for
+    /// a call answered by a stream of frames (`moor backup save`).
+    pub(crate) fn parts(&self) -> (&tokio::runtime::Runtime, &wire::Client, &str) {
+        (&self.runtime, &self.client, &self.described)
+    }
 }
 
 fn api_failure(e: ApiError) -> Failure {
@@ -417,6 +423,7 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
         Response::HeartbeatAck { .. } => "a heartbeat answer",
         Response::Certificate { .. } => "a certificate",
         Response::NodeRemoved { .. } => "a node removal",
+        Response::BackupStarted(_) => "a backup",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"
