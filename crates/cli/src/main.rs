@@ -6,6 +6,7 @@
 //! (`moor apply|get|describe|delete`, `moor token`, `moor node`) and the node agent
 //! (`moor agent`).
 
+mod backup;
 mod cluster;
 mod controller;
 mod image;
@@ -69,6 +70,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Run the node agent (--join joins a cluster first).
     Agent(node::AgentArgs),
+    /// Encrypted backups of the whole cluster: save (admin), restore into a new cluster.
+    Backup(backup::BackupArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token::main(args, cli.config.as_deref()),
         Command::Node(args) => node::main(args, cli.config.as_deref()),
         Command::Agent(args) => node::agent(args, &cli.data_dir),
+        Command::Backup(args) => backup::main(args, &cli.data_dir, cli.config.as_deref()),
         Command::Image(args) => match image::main(args, &cli.data_dir, cli.registries.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -217,11 +217,17 @@ async fn serve(
     node.service()
         .set_heartbeat_sink(Arc::new(move |name: &str| sink.record(name)));
     let monitor = tokio::spawn(Arc::clone(&liveness).run());
+    let backup = crate::backup::BackupService::new(
+        Arc::clone(&cluster),
+        bootstrap::pki(&options.data_dir),
+        member.name.clone(),
+    );
     let handler = Arc::new(Dispatch {
         raft: node.service(),
         api,
         join,
         liveness,
+        backup,
     });
     let admission = match crate::joiner::pending(&options.data_dir)? {
         Some(pending) => {
@@ -347,6 +353,7 @@ struct Dispatch {
     api: ApiService<NodeCluster>,
     join: JoinService<NodeCluster>,
     liveness: Arc<Liveness<NodeCluster>>,
+    backup: crate::backup::BackupService<NodeCluster>,
 }
 
 impl Handler for Dispatch {
@@ -361,6 +368,9 @@ impl Handler for Dispatch {
         }
         // Decoded twice for API calls (here and in the API): cheap next to the call.
         match wire::frame::decode::<proto::api::Request>(&request) {
+            Ok(proto::api::Request::Backup) => {
+                self.backup.handle(&Caller::from(&peer), stream).await
+            }
             Ok(call) if JoinService::<NodeCluster>::answers(&call) => {
                 let caller = Caller::from(&peer);
                 let response = self.join.handle_member(&caller, call).await;

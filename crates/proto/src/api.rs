@@ -126,6 +126,11 @@ pub enum Request {
     /// Removes a node (admin only): its Node object goes and every certificate issued for
     /// its name so far is revoked, so its agent can no longer connect.
     RemoveNode { name: String },
+    /// A consistent copy of the whole replicated state, with the cluster CA and the
+    /// secrets key (admin only), taken after a read barrier. Answered by
+    /// [`Response::BackupStarted`], then [`BackupPart`] frames up to
+    /// [`BackupPart::End`]; a refusal is a single [`Response::Error`].
+    Backup,
 }
 
 /// One member of the controller group.
@@ -285,6 +290,34 @@ pub enum Response {
         name: String,
         revoked: u32,
     },
+    /// A backup follows on this stream as [`BackupPart`] frames.
+    BackupStarted(BackupInfo),
+}
+
+/// What a backup holds, as the answering controller read it (one read transaction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupInfo {
+    /// The cluster revision of the copy.
+    pub revision: u64,
+    /// The Raft log index the copy was read at.
+    pub applied_index: u64,
+    /// How many stored records (objects and internal records) it holds.
+    pub records: u64,
+    /// The controller that answered.
+    pub controller: String,
+}
+
+/// One frame of a backup stream, after [`Response::BackupStarted`]. The data is the
+/// controller's archive (see `controller::backup::archive`), cut into frames at any byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackupPart {
+    /// The next bytes of the archive.
+    Data(Vec<u8>),
+    /// The archive is complete: `bytes` long, with this SHA-256 digest. A stream that
+    /// ends without it is truncated.
+    End { bytes: u64, sha256: Vec<u8> },
+    /// The controller could not finish the backup; the data so far is worthless.
+    Failed(ApiError),
 }
 
 /// One change seen by a watch.
@@ -485,6 +518,22 @@ mod tests {
             name: "edge-1".into(),
             revoked: 2,
         });
+        round_trip(Request::Backup);
+        round_trip(Response::BackupStarted(BackupInfo {
+            revision: 42,
+            applied_index: 50,
+            records: 7,
+            controller: "ctl-1".into(),
+        }));
+        round_trip(BackupPart::Data(vec![1, 2, 3]));
+        round_trip(BackupPart::End {
+            bytes: 3,
+            sha256: vec![0; 32],
+        });
+        round_trip(BackupPart::Failed(ApiError::new(
+            ErrorCode::Internal,
+            "disk",
+        )));
         round_trip(Response::Controllers(vec![ControllerInfo {
             id: 2,
             name: "ctl-2".into(),

@@ -438,6 +438,7 @@ pub(crate) fn unexpected(response: &Response) -> Failure {
         Response::HeartbeatAck { .. } => "a heartbeat answer",
         Response::Certificate { .. } => "a certificate",
         Response::NodeRemoved { .. } => "a node removal",
+        Response::BackupStarted(_) => "a backup",
     };
     Failure::Refused(anyhow!(
         "the controller answered with {what}, which this command did not ask for (a moor version mismatch?)"

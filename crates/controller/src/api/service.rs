@@ -137,6 +137,11 @@ impl<C: Cluster> ApiService<C> {
                 ErrorCode::Invalid,
                 "token, membership and node calls are not answered by the object api",
             )),
+            // Streamed by the daemon's backup service (`crate::backup`).
+            Request::Backup => Err(ApiError::new(
+                ErrorCode::Invalid,
+                "a backup is answered with a stream by the backup service, not the object api",
+            )),
         };
         result.unwrap_or_else(Response::Error)
     }

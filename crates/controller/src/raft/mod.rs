@@ -65,6 +65,7 @@
 //! a `StoreError::Corrupted` naming the table and key, never a panic.
 
 mod apply;
+mod backup;
 mod codec;
 pub mod config;
 mod db;
@@ -86,6 +87,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use apply::StoredObject;
+pub use backup::ExportHead;
+pub use backup::SeedError;
+pub use backup::SeedState;
+pub use backup::seed;
 pub use codec::CodecError;
 pub use config::Profile;
 pub use config::RaftOptions;

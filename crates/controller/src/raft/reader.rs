@@ -32,7 +32,7 @@ pub struct Listing {
 /// A read handle on the state machine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StateReader {
-    db: Arc<Database>,
+    pub(super) db: Arc<Database>,
 }
 
 impl StateReader {
