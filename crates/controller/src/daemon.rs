@@ -150,14 +150,12 @@ async fn serve(
     fresh: bool,
 ) -> Result<(), DaemonError> {
     let member = identity.member.clone();
-    // Certificates are checked by a clock that never reads earlier than this start. With
-    // the bare system clock, a wall clock stepped back (NTP, a box without an RTC) to
-    // before the certificates' notBefore (back-dated only an hour) fails every new
-    // handshake with this controller as "not valid yet", clients' and members' alike: a
-    // member that restarts cannot rejoin through it (crates/cli/tests/cluster_faults.rs
-    // steps a leader's clock back two days). A start with the clock already stepped back
-    // is not covered: that needs the stored last-seen time (`wire::clock`).
-    let clock = wire::TlsClock::new(std::time::SystemTime::UNIX_EPOCH, None);
+    // Certificates are checked by a clock that never reads earlier than this start, the
+    // last start or the build: with the bare system clock, a wall clock stepped back (NTP,
+    // a box without an RTC booting at 1970) past the certificates' notBefore fails every
+    // handshake as "not valid yet" (crates/cli/tests/cluster_faults.rs steps a leader's
+    // clock back two days).
+    let clock = wire::TlsClock::at_start(&bootstrap::raft_dir(&options.data_dir).join("last-seen"));
     // Every controller answers joins: it holds the CA key (see `join`).
     let server_tls = wire::tls::server_config(identity.ca.cert(), &identity.node, true, clock)?;
     let client_tls = wire::tls::client_config(identity.ca.cert(), Some(&identity.node), clock)?;

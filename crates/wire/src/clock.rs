@@ -95,6 +95,30 @@ impl rustls::time_provider::TimeProvider for TlsClock {
     }
 }
 
+/// When this binary was built (SOURCE_DATE_EPOCH, or the time of the first build).
+pub fn build_time() -> SystemTime {
+    let secs = env!("MOOR_BUILD_UNIX").parse::<u64>().unwrap_or(0);
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+impl TlsClock {
+    /// The clock of a daemon starting now: never earlier than the build time, the time
+    /// stored at `last_seen` by an earlier start, or this start. The new "now" is stored
+    /// there (once per start: an idle daemon writes nothing). A missing or broken file
+    /// only loses that floor; it is said in the log.
+    pub fn at_start(last_seen: &Path) -> TlsClock {
+        let seen = load_last_seen(last_seen).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the stored last-seen time");
+            None
+        });
+        let clock = TlsClock::new(build_time(), seen);
+        if let Err(e) = store_last_seen(last_seen, clock.now()) {
+            tracing::warn!(error = %e, "storing the last-seen time");
+        }
+        clock
+    }
+}
+
 /// Reads the last-seen time stored at `path`; `None` when the file does not exist.
 pub fn load_last_seen(path: &Path) -> Result<Option<SystemTime>, ClockError> {
     let content = match std::fs::read_to_string(path) {
@@ -132,6 +156,24 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn a_start_never_reads_earlier_than_the_last_one_or_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last-seen");
+        // A later start than this one was recorded (the clock has since gone back).
+        let future = SystemTime::now() + Duration::from_secs(86400 * 3);
+        store_last_seen(&path, future).unwrap();
+        let clock = TlsClock::at_start(&path);
+        assert!(clock.now() >= future - Duration::from_secs(1));
+        assert!(load_last_seen(&path).unwrap().unwrap() >= future - Duration::from_secs(1));
+        assert!(build_time() > at(1_600_000_000), "{:?}", build_time());
+        // A broken file is no floor, and is replaced.
+        std::fs::write(&path, "garbage").unwrap();
+        let clock = TlsClock::at_start(&path);
+        assert!(clock.now() >= build_time());
+        assert!(load_last_seen(&path).unwrap().is_some());
     }
 
     #[test]
