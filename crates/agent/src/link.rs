@@ -23,7 +23,7 @@ use proto::Object;
 use proto::api::{ErrorCode, Request, Response};
 use proto::resources::{Node, NodeAddress, NodeCondition};
 use tracing::{info, warn};
-use wire::{Client, ClientConfig, ClientError, ClientOptions, ControllerEntry};
+use wire::{Client, ClientConfig, ClientError, ClientOptions, ControllerEntry, TransportOptions};
 
 use crate::identity::{self, IdentityError};
 
@@ -66,7 +66,10 @@ impl Link {
 
     /// Runs until the cluster refuses this agent (an error) or the task is dropped.
     pub async fn run(mut self) -> Result<(), IdentityError> {
-        let mut client = self.config.client(ClientOptions::default())?;
+        let mut client = self.config.client(
+            ClientOptions::default(),
+            &TransportOptions::LONG_LIVED_CLIENT,
+        )?;
         let mut registered = false;
         let mut interval = FIRST_INTERVAL;
         let mut backoff = Duration::from_millis(500);
@@ -276,7 +279,10 @@ impl Link {
         identity::save(&self.data_dir, &renewed)
             .map_err(|e| Failed::Later(format!("saving the renewed certificate: {e}")))?;
         let new_client = renewed
-            .client(ClientOptions::default())
+            .client(
+                ClientOptions::default(),
+                &TransportOptions::LONG_LIVED_CLIENT,
+            )
             .map_err(|e| Failed::Later(e.to_string()))?;
         self.config = renewed;
         info!(node = self.name(), "certificate renewed");

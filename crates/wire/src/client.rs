@@ -11,6 +11,7 @@
 //!                            └─ none/closed: targets[next..] ─ connect (1 s each)
 //!                                  first that completes TLS (role/name checked) wins
 //! open_bi fails on a stale connection ─► drop it, reconnect once (nothing was sent)
+//! a call times out ─► drop the connection: the next call dials the next controller
 //! ```
 
 use std::net::SocketAddr;
@@ -199,13 +200,34 @@ impl Client {
     /// Sends `request` and returns the single response frame.
     pub async fn call_bytes(&self, request: &[u8]) -> Result<Bytes, ClientError> {
         let after = self.options.call_timeout;
-        tokio::time::timeout(after, async {
+        match tokio::time::timeout(after, async {
             let mut stream = self.open(request).await?;
             stream.finish()?;
             stream.recv_frame().await?.ok_or(ClientError::NoResponse)
         })
         .await
-        .map_err(|_| ClientError::Timeout { after })?
+        {
+            Ok(answer) => answer,
+            Err(_) => {
+                // A controller killed without closing leaves a connection that looks open
+                // until the idle timeout; calls on it would time out one after another.
+                // Drop it, so the next call dials the next controller.
+                self.drop_current().await;
+                Err(ClientError::Timeout { after })
+            }
+        }
+    }
+
+    /// Closes the current connection, if any, so the next call connects afresh,
+    /// starting with the controller after it (a caller moving on after an answer that
+    /// says "ask another controller").
+    pub async fn drop_current(&self) {
+        let mut state = self.state.lock().await;
+        if let Some(current) = state.current.take() {
+            current
+                .conn
+                .close(codes::CLOSED, b"moving to another controller");
+        }
     }
 
     /// Sends `request` encoded with postcard and decodes the response as `Resp`.

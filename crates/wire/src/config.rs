@@ -196,21 +196,25 @@ impl ClientConfig {
 
     /// A client for the listed controllers with this file's certificate. Call inside a
     /// tokio runtime (the QUIC endpoint is bound to it).
-    pub fn client(&self, options: ClientOptions) -> Result<Client, ConfigError> {
+    pub fn client(
+        &self,
+        options: ClientOptions,
+        transport: &crate::endpoint::TransportOptions,
+    ) -> Result<Client, ConfigError> {
         let fail = |reason: String| ConfigError::Client { reason };
-        let tls = crate::tls::client_config(&self.ca, Some(&self.node), TlsClock::system())
-            .map_err(|e| fail(e.to_string()))?;
+        let tls = crate::tls::client_config(
+            &self.ca,
+            Some(&self.node),
+            TlsClock::new(crate::clock::build_time(), None),
+        )
+        .map_err(|e| fail(e.to_string()))?;
         let bind = crate::endpoint::unspecified_like(
             self.controllers
                 .first()
                 .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.address),
         );
-        let endpoint = crate::endpoint::client_endpoint(
-            bind,
-            tls,
-            &crate::endpoint::TransportOptions::default(),
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        let endpoint = crate::endpoint::client_endpoint(bind, tls, transport)
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Client::new(endpoint, self.targets(), options))
     }
 

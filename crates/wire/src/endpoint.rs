@@ -44,6 +44,16 @@ pub struct TransportOptions {
     pub max_streams: u32,
 }
 
+impl TransportOptions {
+    /// For a long-lived client (an agent): a controller that died without closing is
+    /// noticed within seconds, not after the 30 s idle timeout.
+    pub const LONG_LIVED_CLIENT: TransportOptions = TransportOptions {
+        keep_alive: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(5),
+        max_streams: 128,
+    };
+}
+
 impl Default for TransportOptions {
     fn default() -> Self {
         TransportOptions {
@@ -64,6 +74,11 @@ impl TransportOptions {
         transport.max_concurrent_bidi_streams(VarInt::from_u32(self.max_streams));
         // moor uses bidirectional streams only.
         transport.max_concurrent_uni_streams(VarInt::from_u32(0));
+        // quinn's default (333 ms) makes a lost first handshake packet cost about a second
+        // before it is sent again, the whole connect timeout: a burst of traffic filling
+        // the server's socket buffer was enough to fail a command. Sending it again early
+        // costs one small packet.
+        transport.initial_rtt(Duration::from_millis(100));
         Ok(Arc::new(transport))
     }
 }

@@ -25,6 +25,8 @@ const DEADLINE: Duration = Duration::from_secs(10);
 enum Req {
     Echo(String),
     Watch(u32),
+    /// Never answered, like a call to a controller that vanished without closing.
+    Hang,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -66,6 +68,7 @@ impl Handler for TestHandler {
                     }
                     Ok(())
                 }
+                Req::Hang => std::future::pending().await,
             }
         }
     }
@@ -488,6 +491,36 @@ async fn client_fails_over_to_the_next_controller() {
     for _ in 0..5 {
         assert_eq!(echo(&client, "x").await.unwrap().server, "c2");
     }
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_moves_the_client_to_the_next_controller() {
+    let ca = ClusterCa::create(SystemTime::now(), DAY).unwrap();
+    let first = controller(&ca, "c1");
+    let second = controller(&ca, "c2");
+    let cert = ca
+        .issue(Role::Admin, "ops", SystemTime::now(), DAY)
+        .unwrap();
+    let tls = tls::client_config(ca.cert(), Some(&cert), TlsClock::system()).unwrap();
+    let endpoint = wire::client_endpoint(localhost(), tls, &TransportOptions::default()).unwrap();
+    let options = ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        call_timeout: Duration::from_millis(300),
+        limits: Limits::default(),
+    };
+    let client = Client::new(
+        endpoint,
+        vec![target(&first, Some("c1")), target(&second, Some("c2"))],
+        options,
+    );
+    assert_eq!(echo(&client, "x").await.unwrap().server, "c1");
+    let hung = client.call::<Req, Resp>(&Req::Hang).await.unwrap_err();
+    assert!(matches!(hung, ClientError::Timeout { .. }), "{hung}");
+    assert!(hung.is_retryable());
+    // The connection to c1 still looks open; the client must not keep using it.
+    assert_eq!(echo(&client, "x").await.unwrap().server, "c2");
+    first.stop().await;
     second.stop().await;
 }
 

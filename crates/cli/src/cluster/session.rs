@@ -103,7 +103,16 @@ impl Session {
 
     /// Makes one call; the first of the process also refreshes the controller list.
     pub(crate) fn call(&self, request: &Request) -> Result<Response, Failure> {
-        let answer = self.runtime.block_on(self.call_raw(request));
+        let answer = self.runtime.block_on(async {
+            let answer = self.call_raw(request).await;
+            if !worth_another_controller(&answer) || !safe_to_repeat(request) {
+                return answer;
+            }
+            // The controller asked could not get an answer from the group in time (cut
+            // off from the leader, say): the next one may be on the majority's side.
+            self.client.drop_current().await;
+            self.client.call::<Request, Response>(request).await
+        });
         self.answer(answer)
     }
 
@@ -203,6 +212,30 @@ impl Session {
         if ClientConfig::save_controllers(&self.path, &controllers).is_ok() {
             *self.saved.borrow_mut() = controllers.clone();
         }
+    }
+}
+
+/// Whether an answer says "this controller could not serve it now".
+fn worth_another_controller(answer: &Result<Response, wire::ClientError>) -> bool {
+    match answer {
+        Ok(Response::Error(e)) => e.is_retryable(),
+        Ok(_) => false,
+        Err(e) => e.is_retryable(),
+    }
+}
+
+/// Calls whose repetition cannot do anything twice: reads, and applies without a
+/// resourceVersion (an apply that already happened is answered `unchanged`).
+fn safe_to_repeat(request: &Request) -> bool {
+    match request {
+        Request::Get { .. }
+        | Request::List { .. }
+        | Request::ListControllers
+        | Request::ListTokens => true,
+        Request::Apply { objects, .. } => objects
+            .iter()
+            .all(|o| o.metadata().resource_version.is_none()),
+        _ => false,
     }
 }
 

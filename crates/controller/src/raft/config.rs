@@ -137,7 +137,9 @@ impl RaftOptions {
             keep_after_snapshot: 1_000,
             replication_lag_threshold: 20_000,
             snapshot: SnapshotLimits::default(),
-            write_timeout: Duration::from_secs(10),
+            // Below the client's 10 s call timeout, so a controller that cannot reach the
+            // leader answers "unavailable" while the client still has time to ask another.
+            write_timeout: Duration::from_secs(5),
             membership_timeout: Duration::from_secs(60),
         }
     }
