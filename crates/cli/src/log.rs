@@ -60,3 +60,22 @@ impl RuntimeLog {
         let _ = writeln!(file, "{line}");
     }
 }
+
+/// The daemons' log (`moor controller`, `moor agent`): lines on stderr, where systemd's
+/// journal picks them up; the level from `MOOR_LOG` (error, warn, info, debug, trace;
+/// default info). Daemons log changes of state only, so an idle one prints nothing.
+pub fn init_daemon_log() {
+    let level = std::env::var("MOOR_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .finish();
+    // Only fails if a subscriber is already set, which then keeps logging.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}

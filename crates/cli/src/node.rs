@@ -116,6 +116,7 @@ pub fn agent(args: AgentArgs, data_dir: &Path) -> ExitCode {
         name,
         node_ip: args.node_ip,
     };
+    crate::log::init_daemon_log();
     match agent::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
