@@ -50,6 +50,10 @@ pub struct ControllerArgs {
     /// (at least two heartbeat intervals).
     #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = humantime::parse_duration)]
     node_grace: std::time::Duration,
+    /// The key Secrets are encrypted with at rest (default DATA_DIR/pki/secrets.key):
+    /// keep it apart from the state files, e.g. on another partition.
+    #[arg(long, value_name = "PATH")]
+    secrets_key: Option<std::path::PathBuf>,
 }
 
 /// Questions to the group, asked like any client command (with `--config`).
@@ -114,12 +118,18 @@ pub fn main(args: ControllerArgs, data_dir: &Path, config: Option<&Path>) -> Exi
                 name,
                 listen: args.listen,
                 advertise: args.advertise,
+                secrets_key: args
+                    .secrets_key
+                    .clone()
+                    .unwrap_or_else(|| controller::bootstrap::secrets_key(data_dir)),
             }),
             _ => None,
         },
         profile: args.profile,
         liveness,
+        secrets_key: args.secrets_key,
     };
+    crate::log::init_daemon_log();
     match controller::daemon::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

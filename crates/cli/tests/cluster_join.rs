@@ -194,8 +194,13 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
     let ctl3 = lab.spawn("ctl-3", &["--join", &token, "--server", &ctl2.listen]);
     let config3 = lab.config_for(&ctl3);
     wait_serving(&lab, &ctl3, &config3);
+    let secrets_key =
+        std::fs::read(ctl1.data.join("pki/secrets.key")).expect("ctl-1's secrets key");
     for c in [&ctl2, &ctl3] {
         assert!(c.data.join("pki/controller.pem").is_file());
+        // Every controller must open the secrets any of them sealed.
+        let key = std::fs::read(c.data.join("pki/secrets.key")).expect("a joined secrets key");
+        assert_eq!(key, secrets_key, "{} holds another secrets key", c.name);
         let member =
             std::fs::read_to_string(c.data.join("controller/member.json")).expect("member.json");
         assert!(!member.contains(&secret), "the secret reached {}", c.name);

@@ -106,6 +106,11 @@ pub fn pki(data_dir: &Path) -> PathBuf {
     data_dir.join("pki")
 }
 
+/// The default place of the secrets key (`--secrets-key` moves it).
+pub fn secrets_key(data_dir: &Path) -> PathBuf {
+    pki(data_dir).join(crate::sealing::KEY_FILE)
+}
+
 /// The directory of this controller's Raft storage.
 pub fn raft_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("controller")
@@ -217,7 +222,11 @@ pub fn load(data_dir: &Path) -> Result<Identity, BootstrapError> {
 }
 
 /// The CA as the join service hands it out: the stored files' text with the loaded CA.
-pub fn ca_files(data_dir: &Path, ca: ClusterCa) -> Result<crate::join::CaFiles, BootstrapError> {
+pub fn ca_files(
+    data_dir: &Path,
+    ca: ClusterCa,
+    secrets_key: Option<Vec<u8>>,
+) -> Result<crate::join::CaFiles, BootstrapError> {
     let read = |file: &str| {
         let path = pki(data_dir).join(file);
         std::fs::read_to_string(&path).map_err(io("read", &path))
@@ -225,6 +234,7 @@ pub fn ca_files(data_dir: &Path, ca: ClusterCa) -> Result<crate::join::CaFiles, 
     Ok(crate::join::CaFiles {
         cert_pem: read("ca.pem")?,
         key_pem: read("ca.key")?,
+        secrets_key,
         ca,
     })
 }

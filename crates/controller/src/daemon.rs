@@ -48,6 +48,9 @@ pub struct Options {
     pub profile: String,
     /// Heartbeat interval and grace period of agents.
     pub liveness: LivenessOptions,
+    /// The secrets key file, if not `DATA_DIR/pki/secrets.key` (kept apart from the
+    /// state files, see `crate::sealing`).
+    pub secrets_key: Option<PathBuf>,
 }
 
 /// `--init`'s settings.
@@ -85,6 +88,16 @@ pub enum DaemonError {
     Api(#[source] crate::raft::StoreError),
     #[error(transparent)]
     Join(Box<crate::joiner::JoinerError>),
+    #[error("the secrets key: {0}")]
+    Secrets(crate::sealing::SealError),
+}
+
+/// `--secrets-key`, or its default place in the data directory.
+fn secrets_key_path(options: &Options) -> PathBuf {
+    options
+        .secrets_key
+        .clone()
+        .unwrap_or_else(|| bootstrap::secrets_key(&options.data_dir))
 }
 
 impl From<crate::joiner::JoinerError> for DaemonError {
@@ -104,6 +117,7 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
     let profile: Profile = options.profile.parse()?;
     let fresh = match &options.init {
         Some(init) => {
+            let key_path = secrets_key_path(&options);
             let done = bootstrap::init(&InitOptions {
                 data_dir: options.data_dir.clone(),
                 name: init.name.clone(),
@@ -112,6 +126,11 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
                 user_config: init.user_config.clone(),
                 now: std::time::SystemTime::now(),
             })?;
+            let key = crate::sealing::SecretsKey::generate().map_err(DaemonError::Secrets)?;
+            if let Some(dir) = key_path.parent() {
+                bootstrap::create_private_dir(dir)?;
+            }
+            key.save(&key_path).map_err(DaemonError::Secrets)?;
             eprintln!(
                 "moor: initialised a new cluster; controller {} (id {}) at {}; admin credentials in {}{}",
                 done.member.name,
@@ -140,7 +159,20 @@ pub fn run(options: Options) -> Result<(), DaemonError> {
         );
     }
     let identity = bootstrap::load(&options.data_dir)?;
-    runtime.block_on(serve(options, identity, profile, fresh))
+    let key_path = secrets_key_path(&options);
+    let secrets = crate::sealing::SecretsKey::load(&key_path).map_err(DaemonError::Secrets)?;
+    let secrets_bytes = match secrets {
+        Some(key) => {
+            let bytes = key.bytes().to_vec();
+            crate::sealing::install(key);
+            Some(bytes)
+        }
+        None => {
+            tracing::warn!(path = %key_path.display(), "no secrets key: secrets are stored unencrypted");
+            None
+        }
+    };
+    runtime.block_on(serve(options, identity, profile, fresh, secrets_bytes))
 }
 
 async fn serve(
@@ -148,6 +180,7 @@ async fn serve(
     identity: bootstrap::Identity,
     profile: Profile,
     fresh: bool,
+    secrets_key: Option<Vec<u8>>,
 ) -> Result<(), DaemonError> {
     let member = identity.member.clone();
     // Certificates are checked by a clock that never reads earlier than this start, the
@@ -208,7 +241,7 @@ async fn serve(
     if fresh {
         create_default_namespace(&api).await;
     }
-    let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca)?;
+    let ca_files = bootstrap::ca_files(&options.data_dir, identity.ca, secrets_key)?;
     let join = JoinService::new(Arc::clone(&cluster), ca_files, clock);
     let liveness = Liveness::new(Arc::clone(&cluster), options.liveness);
     let sink = Arc::clone(&liveness);

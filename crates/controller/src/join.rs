@@ -73,6 +73,8 @@ pub struct CaFiles {
     pub cert_pem: String,
     /// `ca.key` as stored (sent to joining controllers only).
     pub key_pem: String,
+    /// The secrets key's bytes, if the cluster has one (sent to joining controllers only).
+    pub secrets_key: Option<Vec<u8>>,
 }
 
 /// Answers token calls, joins, and the admission of joined controllers.
@@ -572,6 +574,7 @@ impl<G: Group> JoinService<G> {
             chain: chain.iter().map(|c| c.as_ref().to_vec()).collect(),
             ca_pem: self.ca.cert_pem.clone(),
             ca_key_pem: raft_id.map(|_| self.ca.key_pem.clone()),
+            secrets_key: raft_id.and_then(|_| self.ca.secrets_key.clone()),
             raft_id,
             members: members
                 .into_iter()

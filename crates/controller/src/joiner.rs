@@ -63,6 +63,8 @@ pub struct JoinOptions {
     pub listen: SocketAddr,
     /// Defaults to `listen` (which must then be a specific address).
     pub advertise: Option<SocketAddr>,
+    /// Where to keep the secrets key the group hands over.
+    pub secrets_key: PathBuf,
 }
 
 /// The group as the join answer listed it, kept until this controller is a member.
@@ -141,6 +143,19 @@ pub async fn join(options: &JoinOptions) -> Result<Member, JoinerError> {
     }
     bootstrap::write_file(&pki.join("ca.pem"), joined.ca_pem.as_bytes())?;
     bootstrap::write_file(&pki.join("ca.key"), ca_key.as_bytes())?;
+    if let Some(bytes) = &joined.secrets_key {
+        let key = crate::sealing::SecretsKey::from_bytes(bytes)
+            .ok_or_else(|| bad("a secrets key of the wrong size", "32 bytes"))?;
+        if let Some(dir) = options.secrets_key.parent() {
+            bootstrap::create_private_dir(dir)?;
+        }
+        key.save(&options.secrets_key).map_err(|e| {
+            bad(
+                &format!("a secrets key that cannot be saved ({e})"),
+                "one saved",
+            )
+        })?;
+    }
     let ca = ClusterCa::load(&pki).map_err(BootstrapError::from)?;
     if ca.fingerprint() != token.ca_fingerprint {
         return Err(bad("a CA other than the token's", "the token's CA"));
@@ -321,6 +336,7 @@ mod tests {
             name: "ctl-2".into(),
             listen: "127.0.0.1:7443".parse().unwrap(),
             advertise: None,
+            secrets_key: dir.path().join("data/pki/secrets.key"),
         };
         let err = join(&options).await.unwrap_err().to_string();
         assert!(err.starts_with("--join: token has 2 parts"), "{err}");

@@ -14,4 +14,5 @@ pub mod join;
 pub mod joiner;
 pub mod liveness;
 pub mod raft;
+pub mod sealing;
 pub mod tokens;

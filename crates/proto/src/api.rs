@@ -215,6 +215,8 @@ pub struct Joined {
     pub raft_id: Option<u64>,
     /// The controller group now.
     pub members: Vec<GroupMember>,
+    /// The key Secrets are sealed with at rest (32 bytes), for a joining controller only.
+    pub secrets_key: Option<Vec<u8>>,
 }
 
 /// The answer to a [`JoinRequest`].
@@ -570,6 +572,7 @@ mod tests {
                 name: "ctl-1".into(),
                 address: "10.0.0.5:7443".into(),
             }],
+            secrets_key: Some(vec![7; 32]),
         })));
         round_trip(JoinResponse::Refused(ApiError::new(
             ErrorCode::Forbidden,

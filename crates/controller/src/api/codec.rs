@@ -9,8 +9,12 @@
 //!
 //! ```text
 //! value = [ OBJECT_FORMAT ][ postcard(Object without resourceVersion) ]
+//!       | [ SEALED_FORMAT ][ sealed(postcard(…)) ]   Secrets, when a secrets key is installed
 //! key   = ("Pod", "default", "web") | ("Node", "", "edge-01")
 //! ```
+//!
+//! Secrets are sealed here, before the bytes enter the Raft log, so neither the log, the
+//! state machine, snapshots nor backups hold them in clear (see `crate::sealing`).
 
 use proto::Kind;
 use proto::Object;
@@ -21,6 +25,8 @@ use crate::raft::StoredObject;
 
 /// The object layout written today; a reader refuses any other.
 pub const OBJECT_FORMAT: u8 = 1;
+/// The same, sealed with the cluster's secrets key (Secrets only).
+pub const SEALED_FORMAT: u8 = 2;
 
 /// Why an object value could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,12 @@ pub enum ObjectCodecError {
     },
     #[error("store key {key} names no known kind")]
     UnknownKind { key: raft::ObjectKey },
+    #[error("secret {key}: {source}")]
+    Sealing {
+        key: String,
+        #[source]
+        source: crate::sealing::SealError,
+    },
 }
 
 /// The prefix of store kinds that are not API objects (join tokens, name reservations):
@@ -91,6 +103,14 @@ pub fn api_key(key: &raft::ObjectKey) -> Result<ObjectKey, ObjectCodecError> {
 
 /// The stored bytes of `object` (its `resourceVersion` is dropped).
 pub fn encode(object: &Object) -> Result<Vec<u8>, ObjectCodecError> {
+    encode_with(object, crate::sealing::installed())
+}
+
+/// [`encode`] with the secrets key given rather than the installed one.
+pub fn encode_with(
+    object: &Object,
+    key: Option<&crate::sealing::SecretsKey>,
+) -> Result<Vec<u8>, ObjectCodecError> {
     let mut object = object.clone();
     object.metadata_mut().resource_version = None;
     let mut bytes = vec![OBJECT_FORMAT];
@@ -98,7 +118,19 @@ pub fn encode(object: &Object) -> Result<Vec<u8>, ObjectCodecError> {
         key: ObjectKey::of(&object),
         source,
     })?;
-    Ok(bytes)
+    match (&object, key) {
+        (Object::Secret(_), Some(key)) => {
+            let aad = store_key(&ObjectKey::of(&object)).to_string();
+            let sealed = key
+                .seal(&aad, &bytes[1..])
+                .map_err(|source| ObjectCodecError::Sealing { key: aad, source })?;
+            let mut out = Vec::with_capacity(1 + sealed.len());
+            out.push(SEALED_FORMAT);
+            out.extend_from_slice(&sealed);
+            Ok(out)
+        }
+        _ => Ok(bytes),
+    }
 }
 
 /// The object stored at `key`, with `resourceVersion` set to its `mod_revision`.
@@ -112,15 +144,39 @@ pub fn decode_at(
     value: &[u8],
     revision: u64,
 ) -> Result<Object, ObjectCodecError> {
+    decode_with(key, value, revision, crate::sealing::installed())
+}
+
+/// [`decode_at`] with the secrets key given rather than the installed one.
+pub fn decode_with(
+    key: &raft::ObjectKey,
+    value: &[u8],
+    revision: u64,
+    secrets: Option<&crate::sealing::SecretsKey>,
+) -> Result<Object, ObjectCodecError> {
     let (&format, body) = value
         .split_first()
         .ok_or_else(|| ObjectCodecError::Empty { key: key.clone() })?;
-    if format != OBJECT_FORMAT {
-        return Err(ObjectCodecError::UnknownFormat {
-            key: key.clone(),
-            found: format,
-        });
-    }
+    let opened;
+    let body = match format {
+        OBJECT_FORMAT => body,
+        // Only a Secret's key may hold sealed bytes: the associated data names the object.
+        SEALED_FORMAT if key.kind == Kind::Secret.name() => {
+            let sealing = |source| ObjectCodecError::Sealing {
+                key: key.to_string(),
+                source,
+            };
+            let secrets = secrets.ok_or_else(|| sealing(crate::sealing::SealError::NoKey))?;
+            opened = secrets.open(&key.to_string(), body).map_err(sealing)?;
+            &opened[..]
+        }
+        _ => {
+            return Err(ObjectCodecError::UnknownFormat {
+                key: key.clone(),
+                found: format,
+            });
+        }
+    };
     let mut object: Object =
         postcard::from_bytes(body).map_err(|source| ObjectCodecError::Decode {
             key: key.clone(),
@@ -138,7 +194,7 @@ pub fn decode_at(
 
 #[cfg(test)]
 mod tests {
-    use proto::resources::{ConfigMap, Namespace};
+    use proto::resources::{ConfigMap, Namespace, Secret};
 
     use super::*;
 
@@ -205,5 +261,50 @@ mod tests {
         );
         assert_eq!(api_key(&store_key(&node)).unwrap().namespace, None);
         assert!(api_key(&raft::ObjectKey::new("Widget", "", "x")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_sealed_with_the_key_and_bound_to_their_name() {
+        let key = crate::sealing::SecretsKey::generate().unwrap();
+        let mut secret = Secret::default();
+        secret.metadata.name = "db".into();
+        secret.data.insert(
+            "password".into(),
+            proto::resources::Bytes(b"hunter2".to_vec()),
+        );
+        let object = Object::Secret(secret);
+        let store = store_key(&ObjectKey::of(&object));
+        let sealed = encode_with(&object, Some(&key)).unwrap();
+        assert_eq!(sealed[0], SEALED_FORMAT);
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        let back = decode_with(&store, &sealed, 4, Some(&key)).unwrap();
+        assert_eq!(back.metadata().resource_version.as_deref(), Some("4"));
+        let Object::Secret(back) = back else {
+            panic!("not a secret")
+        };
+        assert_eq!(
+            back.data.get("password").map(|b| b.0.as_slice()),
+            Some(&b"hunter2"[..])
+        );
+        // Without the key, with another key, or under another name: clear errors.
+        let err = decode_with(&store, &sealed, 4, None).unwrap_err();
+        assert!(err.to_string().contains("no secrets key"), "{err}");
+        let other = crate::sealing::SecretsKey::generate().unwrap();
+        let err = decode_with(&store, &sealed, 4, Some(&other)).unwrap_err();
+        assert!(err.to_string().contains("sealed with key"), "{err}");
+        let moved = raft::ObjectKey::new("Secret", "default", "other");
+        assert!(decode_with(&moved, &sealed, 4, Some(&key)).is_err());
+        // Sealed bytes under a kind that is never sealed are refused.
+        let cm = raft::ObjectKey::new("ConfigMap", "default", "db");
+        assert!(decode_with(&cm, &sealed, 4, Some(&key)).is_err());
+        // Other kinds, and secrets with no key installed, stay plain and still read.
+        let plain = encode_with(&object, None).unwrap();
+        assert_eq!(plain[0], OBJECT_FORMAT);
+        assert!(decode_with(&store, &plain, 4, Some(&key)).is_ok());
+        let cm_object = config_map("c", None);
+        assert_eq!(
+            encode_with(&cm_object, Some(&key)).unwrap()[0],
+            OBJECT_FORMAT
+        );
     }
 }

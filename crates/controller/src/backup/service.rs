@@ -180,6 +180,13 @@ fn read_pki(pki: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
         let data = std::fs::read(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
         files.push((name.to_string(), data));
     }
+    // A key kept outside the data directory (`--secrets-key`) goes in as well: without it
+    // the backup's secrets could not be read.
+    if !files.iter().any(|(name, _)| name == SECRETS_KEY_FILE)
+        && let Some(key) = crate::sealing::installed()
+    {
+        files.push((SECRETS_KEY_FILE.to_string(), key.bytes().to_vec()));
+    }
     Ok(files)
 }
 

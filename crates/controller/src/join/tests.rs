@@ -81,6 +81,7 @@ async fn service() -> (Arc<TestGroup>, Arc<JoinService<TestGroup>>) {
         ca,
         cert_pem: "ca pem".into(),
         key_pem: "ca key".into(),
+        secrets_key: Some(vec![9; 32]),
     };
     let service = JoinService::new(Arc::clone(&group), files, TlsClock::system());
     (group, Arc::new(service))
