@@ -190,8 +190,18 @@ async fn serve(
     // clock back two days).
     let clock = wire::TlsClock::at_start(&bootstrap::raft_dir(&options.data_dir).join("last-seen"));
     // Every controller answers joins: it holds the CA key (see `join`).
-    let server_tls = wire::tls::server_config(identity.ca.cert(), &identity.node, true, clock)?;
-    let client_tls = wire::tls::client_config(identity.ca.cert(), Some(&identity.node), clock)?;
+    // Both directions present the certificate in one slot, so a renewal takes effect at
+    // the next handshake (see `renew_certificate`).
+    let slot = wire::tls::CertSlot::new(&identity.node)?;
+    let server_tls =
+        wire::tls::server_config_with(identity.ca.cert(), Arc::clone(&slot), true, clock)?;
+    let client_tls = wire::tls::client_config_with(identity.ca.cert(), Arc::clone(&slot), clock)?;
+    let renewal = tokio::spawn(renew_certificate(
+        bootstrap::pki(&options.data_dir),
+        member.name.clone(),
+        slot,
+        clock,
+    ));
     let admission_tls = client_tls.clone();
     // Members dial each other with short idle timeouts, so a peer that died without
     // closing its connection is noticed quickly (see `RaftNode::start`).
@@ -309,6 +319,7 @@ async fn serve(
         admission.abort();
     }
     monitor.abort();
+    renewal.abort();
     drop(handler);
     drop(cluster);
     // If something still holds the node (a call finishing), the process exits anyway and
@@ -336,6 +347,49 @@ async fn create_default_namespace(api: &ApiService<NodeCluster>) {
     if let proto::api::Response::Error(e) = api.handle(&admin, request).await {
         tracing::warn!(error = %e, "creating the default namespace");
     }
+}
+
+/// How often a controller looks at its certificate's age.
+const RENEWAL_CHECK: Duration = Duration::from_secs(12 * 3600);
+
+/// Renews this controller's certificate when a third of its lifetime is left, looking
+/// at start and then every [`RENEWAL_CHECK`]. A controller holds the CA key, so it signs
+/// its own; the new certificate is saved and presented from the next handshake on.
+async fn renew_certificate(
+    pki: PathBuf,
+    name: String,
+    slot: Arc<wire::tls::CertSlot>,
+    clock: wire::TlsClock,
+) {
+    loop {
+        match renew_if_due(&pki, &name, &slot, clock.now()) {
+            Ok(true) => tracing::info!(name = %name, "certificate renewed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "renewing this controller's certificate"),
+        }
+        tokio::time::sleep(RENEWAL_CHECK).await;
+    }
+}
+
+/// One look at the certificate in `slot`; `Ok(true)` if it was renewed.
+pub(crate) fn renew_if_due(
+    pki: &std::path::Path,
+    name: &str,
+    slot: &wire::tls::CertSlot,
+    now: std::time::SystemTime,
+) -> Result<bool, String> {
+    let leaf = slot.leaf().ok_or("no certificate presented")?;
+    let validity = wire::validity::validity(leaf.as_ref()).map_err(|e| e.to_string())?;
+    if !validity.due_for_renewal(now) {
+        return Ok(false);
+    }
+    let ca = wire::ClusterCa::load(pki).map_err(|e| e.to_string())?;
+    let node = ca
+        .issue(wire::Role::Controller, name, now, bootstrap::CERT_VALIDITY)
+        .map_err(|e| e.to_string())?;
+    node.save(pki, "controller").map_err(|e| e.to_string())?;
+    slot.replace(&node).map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// Closes the open connections of certificates as their revocation is applied here (new
@@ -491,5 +545,49 @@ fn cluster_error(e: NodeError) -> ClusterError {
                 after: Duration::ZERO,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use wire::{ClusterCa, Role};
+
+    use super::renew_if_due;
+
+    #[test]
+    fn a_controller_renews_its_certificate_when_a_third_of_its_life_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path();
+        let start = SystemTime::now();
+        let day = Duration::from_secs(86400);
+        let ca = ClusterCa::create(start, day * 3650).unwrap();
+        ca.save(pki).unwrap();
+        let old = ca
+            .issue(Role::Controller, "ctl-1", start, day * 30)
+            .unwrap();
+        old.save(pki, "controller").unwrap();
+        let slot = wire::tls::CertSlot::new(&old).unwrap();
+        assert_eq!(
+            renew_if_due(pki, "ctl-1", &slot, start + day * 15),
+            Ok(false)
+        );
+        assert_eq!(
+            renew_if_due(pki, "ctl-1", &slot, start + day * 21),
+            Ok(true)
+        );
+        let leaf = slot.leaf().unwrap();
+        let renewed = wire::validity::validity(leaf.as_ref()).unwrap();
+        assert!(renewed.not_after > start + day * 300);
+        let saved = wire::NodeCert::load(pki, "controller").unwrap();
+        assert_eq!(saved.chain[0], leaf);
+        let id = saved.identity().unwrap();
+        assert_eq!((id.role, id.name.as_str()), (Role::Controller, "ctl-1"));
+        // Fresh now: nothing more to do.
+        assert_eq!(
+            renew_if_due(pki, "ctl-1", &slot, start + day * 22),
+            Ok(false)
+        );
     }
 }

@@ -92,12 +92,100 @@ pub fn server_name_for(role: Role, name: Option<&str>) -> Result<String, Identit
     }
 }
 
+/// A node certificate that can be replaced while the TLS configs built on it are in use:
+/// a renewed certificate takes effect at the next handshake, in both directions, with no
+/// endpoint rebuilt and no connection dropped.
+#[derive(Debug)]
+pub struct CertSlot {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl CertSlot {
+    /// A slot holding `node`.
+    pub fn new(node: &NodeCert) -> Result<Arc<CertSlot>, TlsError> {
+        Ok(Arc::new(CertSlot {
+            current: std::sync::RwLock::new(certified(node)?),
+        }))
+    }
+
+    /// Presents `node` from the next handshake on.
+    pub fn replace(&self, node: &NodeCert) -> Result<(), TlsError> {
+        let next = certified(node)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// The leaf certificate presented now.
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.get().cert.first().cloned()
+    }
+
+    fn get(&self) -> Arc<rustls::sign::CertifiedKey> {
+        Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+fn certified(node: &NodeCert) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let key = provider()
+        .key_provider
+        .load_private_key(node.key.clone_key())
+        .map_err(|source| TlsError::Config {
+            side: "certificate",
+            source,
+        })?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(
+        node.chain.clone(),
+        key,
+    )))
+}
+
+impl rustls::server::ResolvesServerCert for CertSlot {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for CertSlot {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// A server config: presents `node`, requires client certificates from `ca`; with
 /// `allow_join`, also lets clients without a certificate finish the handshake (the
 /// server then only lets them speak `moor-join/1`).
 pub fn server_config(
     ca: &CertificateDer<'static>,
     node: &NodeCert,
+    allow_join: bool,
+    clock: TlsClock,
+) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_with(ca, CertSlot::new(node)?, allow_join, clock)
+}
+
+/// [`server_config`] presenting whatever `slot` holds at each handshake.
+pub fn server_config_with(
+    ca: &CertificateDer<'static>,
+    slot: Arc<CertSlot>,
     allow_join: bool,
     clock: TlsClock,
 ) -> Result<rustls::ServerConfig, TlsError> {
@@ -116,8 +204,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(node.chain.clone(), node.key.clone_key())
-        .map_err(config_err)?;
+        .with_cert_resolver(slot);
     config.alpn_protocols = vec![ALPN.to_vec()];
     if allow_join {
         config.alpn_protocols.push(JOIN_ALPN.to_vec());
@@ -135,6 +222,28 @@ pub fn client_config(
     let provider = provider();
     let verifier = role_verifier(ca, &provider)?;
     finish_client(provider, clock, verifier, node, ALPN)
+}
+
+/// [`client_config`] presenting whatever `slot` holds at each handshake.
+pub fn client_config_with(
+    ca: &CertificateDer<'static>,
+    slot: Arc<CertSlot>,
+    clock: TlsClock,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = provider();
+    let verifier = role_verifier(ca, &provider)?;
+    let config_err = |source| TlsError::Config {
+        side: "client",
+        source,
+    };
+    let mut config = rustls::ClientConfig::builder_with_details(provider, Arc::new(clock))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(config_err)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(slot);
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(config)
 }
 
 fn role_verifier(

@@ -695,3 +695,74 @@ async fn revoking_closes_an_open_connection() {
     assert_eq!(echo(&kept, "still").await.unwrap().echo, "still");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_replaced_certificate_is_presented_at_the_next_handshake_both_ways() {
+    let ca = ClusterCa::create(SystemTime::now(), DAY).unwrap();
+    let issue = |role, name| ca.issue(role, name, SystemTime::now(), DAY).unwrap();
+    let server_slot = tls::CertSlot::new(&issue(Role::Controller, "c1")).unwrap();
+    let tls_config = tls::server_config_with(
+        ca.cert(),
+        Arc::clone(&server_slot),
+        false,
+        TlsClock::system(),
+    )
+    .unwrap();
+    let endpoint =
+        wire::server_endpoint(localhost(), tls_config, &TransportOptions::default()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(
+        endpoint,
+        Arc::new(TestHandler { name: "c1".into() }),
+        ServeOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client_slot = tls::CertSlot::new(&issue(Role::Admin, "ops")).unwrap();
+    // A client of its own per connection: a second connection of one client resumes the
+    // TLS session and exchanges no certificates.
+    let client_from_slot = || {
+        let tls = tls::client_config_with(ca.cert(), Arc::clone(&client_slot), TlsClock::system())
+            .unwrap();
+        let endpoint =
+            wire::client_endpoint(localhost(), tls, &TransportOptions::default()).unwrap();
+        Client::new(
+            endpoint,
+            vec![Target {
+                addr,
+                name: Some("c1".into()),
+            }],
+            ClientOptions::default(),
+        )
+    };
+    let served_by = |conn: &quinn::Connection| {
+        let certs = conn
+            .peer_identity()
+            .unwrap()
+            .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+            .unwrap();
+        wire::identity::identity_of(&certs[0]).unwrap().serial
+    };
+    let client = client_from_slot();
+    let first = served_by(&client.connection().await.unwrap());
+    assert_eq!(echo(&client, "x").await.unwrap().peer_name, "ops");
+    let presented = server_slot.leaf().unwrap();
+    assert_eq!(
+        wire::identity::identity_of(&presented).unwrap().serial,
+        first
+    );
+
+    server_slot.replace(&issue(Role::Controller, "c1")).unwrap();
+    client_slot
+        .replace(&issue(Role::Admin, "ops-renewed"))
+        .unwrap();
+    // The open connection goes on; a new handshake sees both new certificates.
+    assert_eq!(echo(&client, "x").await.unwrap().peer_name, "ops");
+    let renewed = client_from_slot();
+    assert_ne!(served_by(&renewed.connection().await.unwrap()), first);
+    assert_eq!(echo(&renewed, "x").await.unwrap().peer_name, "ops-renewed");
+    let _ = stop.send(());
+    tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
+}
