@@ -116,33 +116,15 @@ pub async fn join(
     if joined.ca_key_pem.is_some() || joined.raft_id.is_some() {
         return Err(bad("a controller's answer".into(), "an agent's"));
     }
-    let ca = wire::identity::load_certs_pem(joined.ca_pem.as_bytes())
-        .into_iter()
-        .next()
-        .ok_or_else(|| bad("no CA certificate".into(), "the cluster CA"))?;
-    if wire::Fingerprint::of(&ca) != token.ca_fingerprint {
-        return Err(bad("a CA other than the token's".into(), "the token's CA"));
-    }
-    let node = key.into_node_cert(&joined.chain);
-    let identity = node
-        .identity()
-        .map_err(|e| bad(format!("an unreadable certificate ({e})"), "this agent's"))?;
-    if identity.role != Role::Agent || identity.name != name {
-        return Err(bad(
-            format!("a certificate for {} {}", identity.role, identity.name),
-            "this agent's",
-        ));
-    }
-    let leaf = node
-        .chain
-        .first()
-        .ok_or_else(|| bad("an empty chain".into(), "a certificate"))?;
-    wire::tls::verify_cert(&ca, leaf, wire::TlsClock::system().now()).map_err(|_| {
-        bad(
-            "a certificate the CA did not sign".into(),
-            "one signed by the CA",
-        )
-    })?;
+    let wire::join::Accepted { ca, node, identity } = wire::join::accept(
+        &token,
+        &joined.ca_pem,
+        &joined.chain,
+        key,
+        Role::Agent,
+        name,
+    )
+    .map_err(|e| bad(e.what, e.expected))?;
     let mut controllers: Vec<ControllerEntry> = joined
         .members
         .iter()

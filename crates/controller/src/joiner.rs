@@ -137,15 +137,34 @@ pub async fn join(options: &JoinOptions) -> Result<Member, JoinerError> {
     let (Some(id), Some(ca_key)) = (joined.raft_id, &joined.ca_key_pem) else {
         return Err(bad("no raft id or CA key", "both, for a controller"));
     };
+    // Everything is checked before anything is written: a bad answer leaves the data
+    // directory as it was.
+    let accepted = wire::join::accept(
+        &token,
+        &joined.ca_pem,
+        &joined.chain,
+        key,
+        Role::Controller,
+        &options.name,
+    )
+    .map_err(|e| bad(&e.what, e.expected))?;
+    ClusterCa::from_pem(&joined.ca_pem, ca_key)
+        .map_err(|_| bad("a CA key that does not load", "the CA's key"))?;
+    let secrets_key = match &joined.secrets_key {
+        Some(bytes) => Some(
+            crate::sealing::SecretsKey::from_bytes(bytes)
+                .ok_or_else(|| bad("a secrets key of the wrong size", "32 bytes"))?,
+        ),
+        None => None,
+    };
+    let node = accepted.node;
     let pki = bootstrap::pki(data_dir);
     for dir in [pki.clone(), bootstrap::raft_dir(data_dir)] {
         bootstrap::create_private_dir(&dir)?;
     }
     bootstrap::write_file(&pki.join("ca.pem"), joined.ca_pem.as_bytes())?;
     bootstrap::write_file(&pki.join("ca.key"), ca_key.as_bytes())?;
-    if let Some(bytes) = &joined.secrets_key {
-        let key = crate::sealing::SecretsKey::from_bytes(bytes)
-            .ok_or_else(|| bad("a secrets key of the wrong size", "32 bytes"))?;
+    if let Some(key) = secrets_key {
         if let Some(dir) = options.secrets_key.parent() {
             bootstrap::create_private_dir(dir)?;
         }
@@ -156,20 +175,6 @@ pub async fn join(options: &JoinOptions) -> Result<Member, JoinerError> {
             )
         })?;
     }
-    let ca = ClusterCa::load(&pki).map_err(BootstrapError::from)?;
-    if ca.fingerprint() != token.ca_fingerprint {
-        return Err(bad("a CA other than the token's", "the token's CA"));
-    }
-    let node = key.into_node_cert(&joined.chain);
-    let identity = node.identity().map_err(BootstrapError::from)?;
-    if identity.role != Role::Controller || identity.name != options.name {
-        return Err(bad(
-            &format!("a certificate for {} {}", identity.role, identity.name),
-            "this controller's",
-        ));
-    }
-    wire::tls::verify_cert(ca.cert(), &node.chain[0], wire::TlsClock::system().now())
-        .map_err(|_| bad("a certificate the CA did not sign", "one signed by the CA"))?;
     node.save(&pki, "controller")
         .map_err(BootstrapError::from)?;
     let pending = Pending {

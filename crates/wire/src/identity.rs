@@ -402,6 +402,23 @@ impl ClusterCa {
         write_file(&dir.join("ca.key"), key.as_bytes(), 0o600)
     }
 
+    /// A CA from the text of `ca.pem` and `ca.key` (as a join answer carries them).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, IdentityError> {
+        let bad = |what| IdentityError::Pem {
+            path: PathBuf::from("(join answer)"),
+            what,
+        };
+        let cert = load_certs_pem(cert_pem.as_bytes())
+            .into_iter()
+            .next()
+            .ok_or(bad("certificate"))?;
+        let key = KeyPair::from_pem(key_pem).map_err(|_| bad("private key"))?;
+        Ok(ClusterCa {
+            cert,
+            issuer: Issuer::new(ca_params(), key),
+        })
+    }
+
     /// Loads a CA saved by [`ClusterCa::save`].
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
         let cert_path = dir.join("ca.pem");
