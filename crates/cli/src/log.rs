@@ -70,12 +70,24 @@ pub fn init_daemon_log() {
         .and_then(|v| v.trim().parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // openraft reports every election and its whole state at start at info; below debug
+    // only its warnings are worth a line in the journal.
+    let raft_level = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("openraft", raft_level);
+    use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false)
-        .finish();
+        .finish()
+        .with(targets);
     // Only fails if a subscriber is already set, which then keeps logging.
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
