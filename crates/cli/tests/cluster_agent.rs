@@ -4,97 +4,46 @@
 //! what its node may read and no more; `moor node rm` revokes it, and the running agent
 //! stops with a clear error.
 
-use std::net::UdpSocket;
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
+use cluster_util::{Controller, Site};
+use tests::daemon::{Daemon, free_local_addr};
+use tests::moor::Ran;
 use tests::wait;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A process killed when dropped.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-struct Site {
-    scratch: Scratch,
-    home: PathBuf,
+/// A site with one controller (at `listen`) and the agents that join it.
+struct Edge {
+    site: Site,
     listen: String,
 }
 
-impl Site {
-    fn new(test: &str) -> Site {
-        let scratch = Scratch::new(test);
-        let home = scratch.dir().join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-        let listen = socket.local_addr().expect("local addr").to_string();
-        Site {
-            scratch,
-            home,
-            listen,
+impl Edge {
+    fn new(test: &str) -> Edge {
+        Edge {
+            site: Site::new(test),
+            listen: free_local_addr(),
         }
     }
 
-    fn spawn(&self, what: &str, args: &[&str]) -> Daemon {
-        let log = self.scratch.dir().join(format!("{what}.log"));
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_JOIN_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn moor");
-        Daemon { child, log }
-    }
-
-    fn controller(&self) -> Daemon {
-        let data = self.scratch.dir().join("controller");
-        let data = data.to_str().expect("utf-8 path");
-        let listen = self.listen.clone();
-        self.spawn(
-            "controller",
-            &[
-                "--data-dir",
-                data,
-                "controller",
-                "--init",
-                "--name",
-                "ctl-1",
-                "--listen",
-                &listen,
-                "--heartbeat-interval",
-                "1s",
-                "--node-grace",
-                "3s",
-            ],
-        )
+    /// ctl-1, with a short heartbeat interval and grace period, once it answers.
+    fn controller(&self) -> Controller {
+        let c = self.site.controller(
+            "ctl-1",
+            Some(&self.listen),
+            &["--init", "--heartbeat-interval", "1s", "--node-grace", "3s"],
+        );
+        self.site.wait_answering();
+        c
     }
 
     fn agent_dir(&self, name: &str) -> PathBuf {
-        self.scratch.dir().join(format!("agent-{name}"))
+        self.site.dir().join(format!("agent-{name}"))
     }
 
     fn agent(&self, name: &str, join: Option<&str>) -> Daemon {
@@ -115,7 +64,8 @@ impl Site {
             ]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.spawn(&format!("agent-{name}"), &args)
+        let log = self.site.dir().join(format!("agent-{name}.log"));
+        Daemon::spawn(&mut self.site.command(&args), &log)
     }
 
     fn agent_config(&self, name: &str) -> String {
@@ -126,37 +76,11 @@ impl Site {
     }
 
     fn moor(&self, args: &[&str], stdin: Option<&str>) -> Ran {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moor");
-        if let Some(text) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        finish(child, &format!("moor {}", args.join(" ")))
+        self.site.moor_with(args, stdin.map(str::as_bytes))
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let ran = self.moor(args, None);
-        assert!(
-            ran.status.success(),
-            "moor {}: {}\n{}",
-            args.join(" "),
-            ran.stdout,
-            ran.stderr
-        );
-        ran.stdout
+        self.site.ok(args)
     }
 
     /// The STATUS column of `moor node ls` for `name`, if listed.
@@ -223,11 +147,8 @@ spec:
 
 #[test]
 fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
-    let site = Site::new("cluster-agent");
+    let site = Edge::new("cluster-agent");
     let controller = site.controller();
-    wait::wait_until("the controller to answer", DEADLINE, || {
-        site.moor(&["get", "ns"], None).status.success()
-    });
     let token = site
         .ok(&["token", "create", "--role", "agent", "--uses", "2"])
         .trim()
@@ -249,7 +170,7 @@ fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
     // Heartbeats keep it Ready and write nothing: over a window longer than the grace
     // period, the Node's version stays and the controller's disk writes do not move.
     let before = resource_version(&site.ok(&["get", "node", "edge-1", "-o", "yaml"]));
-    let written = write_bytes(controller.child.id());
+    let written = write_bytes(controller.id());
     std::thread::sleep(Duration::from_secs(5));
     let after = site.ok(&["get", "node", "edge-1", "-o", "yaml"]);
     assert_eq!(
@@ -264,7 +185,7 @@ fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
         "{after}"
     );
     assert_eq!(
-        write_bytes(controller.child.id()),
+        write_bytes(controller.id()),
         written,
         "heartbeats wrote to disk"
     );
@@ -291,8 +212,7 @@ fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
     );
 
     // Killed: NotReady (Unknown) after the grace period; back: Ready again.
-    agent.child.kill().expect("kill the agent");
-    agent.child.wait().expect("reap the agent");
+    agent.kill();
     wait::wait_until("edge-1 to be NotReady", DEADLINE, || {
         site.node_status("edge-1").as_deref() == Some("NotReady")
     });
@@ -306,11 +226,9 @@ fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
     // Removed: its certificate is refused, the running agent stops and says why.
     let removed = site.ok(&["node", "rm", "edge-1"]);
     assert!(removed.contains("node edge-1 removed"), "{removed}");
-    let status = wait::wait_for("the agent to stop", DEADLINE, || {
-        agent.child.try_wait().expect("try_wait")
-    });
+    let status = wait::wait_for("the agent to stop", DEADLINE, || agent.try_wait());
     assert!(!status.success(), "the removed agent exited 0");
-    assert!(agent.log().contains("removed"), "{}", agent.log());
+    assert!(agent.output().contains("removed"), "{}", agent.output());
     let refused = site.moor(&["--config", &conf, "get", "ns"], None);
     assert!(
         !refused.status.success(),
@@ -333,11 +251,8 @@ fn an_agent_joins_heartbeats_reads_its_own_and_is_revoked_by_node_rm() {
 
 #[test]
 fn bad_agent_starts_are_clear_errors() {
-    let site = Site::new("cluster-agent-bad");
+    let site = Edge::new("cluster-agent-bad");
     let _controller = site.controller();
-    wait::wait_until("the controller to answer", DEADLINE, || {
-        site.moor(&["get", "ns"], None).status.success()
-    });
     // Not joined yet.
     let data = site.agent_dir("nobody");
     let ran = site.moor(

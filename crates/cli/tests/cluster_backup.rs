@@ -5,101 +5,55 @@
 //! missing or wrong passphrase and a damaged file are clear errors that leave nothing
 //! behind.
 
-use std::net::UdpSocket;
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
+use cluster_util::Site;
+use tests::daemon::{Daemon, free_local_addr};
+use tests::moor::Ran;
 use tests::wait;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/fixtures");
 const DEADLINE: Duration = Duration::from_secs(30);
 const PASSPHRASE: &str = "a long passphrase for the test backup";
 
-/// A controller process, killed when dropped.
-struct Controller {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Controller {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 struct Lab {
-    scratch: Scratch,
+    site: Site,
 }
 
 impl Lab {
     fn dir(&self) -> &Path {
-        self.scratch.dir()
+        self.site.dir()
     }
 
     /// `moor --data-dir DATA controller EXTRA…` with HOME at `home`.
-    fn controller(&self, data: &Path, home: &Path, extra: &[&str], log: &str) -> Controller {
-        let log = self.dir().join(log);
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("controller")
-            .args(extra)
-            .env("HOME", home)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn moor controller");
-        Controller { child, log }
+    fn controller(&self, data: &Path, home: &Path, extra: &[&str], log: &str) -> Daemon {
+        let mut cmd = self.site.controller_command(data, extra);
+        Daemon::spawn(cmd.env("HOME", home), &self.dir().join(log))
     }
 
     /// `moor ARGS` with `envs`, without any passphrase or config from the environment.
     fn moor(&self, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Ran {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moor"));
-        cmd.args(args)
-            .env("HOME", self.dir().join("home"))
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_BACKUP_PASSPHRASE")
-            .env_remove("MOOR_DATA_DIR")
-            .envs(envs.iter().copied())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn moor");
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        finish(child, &format!("moor {}", args.join(" ")))
+        let mut cmd = self.site.command(args);
+        cmd.envs(envs.iter().copied());
+        cluster_util::run(
+            &mut cmd,
+            stdin.map(str::as_bytes),
+            &format!("moor {}", args.join(" ")),
+        )
     }
 
-    fn ok(&self, args: &[&str], envs: &[(&str, &str)], controller: &Controller) -> String {
+    fn ok(&self, args: &[&str], envs: &[(&str, &str)], controller: &Daemon) -> String {
         let ran = self.moor(args, envs, None);
-        assert!(
-            ran.status.success(),
-            "moor {}: {}\n{}\ncontroller log:\n{}",
-            args.join(" "),
-            ran.stdout,
-            ran.stderr,
-            controller.log()
-        );
-        ran.stdout
+        cluster_util::stdout_of_success(
+            &format!("moor {}", args.join(" ")),
+            ran,
+            &format!("controller log:\n{}", controller.log()),
+        )
     }
 
     fn fails(&self, args: &[&str], envs: &[(&str, &str)]) -> String {
@@ -114,11 +68,6 @@ impl Lab {
         );
         ran.stderr
     }
-}
-
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-    socket.local_addr().expect("local addr").port()
 }
 
 /// The `resourceVersion` in `moor get -o yaml` output.
@@ -176,12 +125,11 @@ data: {password: c2VjcmV0}
 #[test]
 fn a_restored_cluster_serves_the_same_objects_and_goes_on_from_their_revision() {
     let lab = Lab {
-        scratch: Scratch::new("cluster-backup"),
+        site: Site::new("cluster-backup"),
     };
-    let home = lab.dir().join("home");
-    std::fs::create_dir_all(&home).expect("mkdir home");
+    let home = lab.site.home.clone();
     let old_data = lab.dir().join("old");
-    let old_listen = format!("127.0.0.1:{}", free_udp_port());
+    let old_listen = free_local_addr();
     let old = lab.controller(
         &old_data,
         &home,
@@ -267,7 +215,7 @@ fn a_restored_cluster_serves_the_same_objects_and_goes_on_from_their_revision() 
     // Restore: a wrong passphrase and a damaged file leave nothing; the right one works.
     let new_data = lab.dir().join("new");
     let new_data_arg = new_data.display().to_string();
-    let new_listen = format!("127.0.0.1:{}", free_udp_port());
+    let new_listen = free_local_addr();
     let new_home = lab.dir().join("new-home");
     let new_home_arg = new_home.display().to_string();
     let restore = |file: &str, pass: &str| {
@@ -371,7 +319,7 @@ fn a_restored_cluster_serves_the_same_objects_and_goes_on_from_their_revision() 
     // first controller's name.
     let join_token = as_new(&["token", "create", "--role", "controller"]);
     let joined_data = lab.dir().join("joined");
-    let joined_listen = format!("127.0.0.1:{}", free_udp_port());
+    let joined_listen = free_local_addr();
     let joined = lab.controller(
         &joined_data,
         &new_home,
@@ -387,13 +335,13 @@ fn a_restored_cluster_serves_the_same_objects_and_goes_on_from_their_revision() 
         ],
         "joined.log",
     );
-    let mut config = wire::ClientConfig::load(&new_data.join("admin.conf")).expect("admin.conf");
-    config.controllers = vec![wire::ControllerEntry {
-        name: "ctl-1".into(),
-        address: joined_listen.parse().expect("address"),
-    }];
     let joined_conf = lab.dir().join("joined.conf");
-    config.save(&joined_conf).expect("save config");
+    let joined_addr = joined_listen.parse().expect("address");
+    cluster_util::save_config(
+        &new_data.join("admin.conf"),
+        &[("ctl-1", joined_addr)],
+        &joined_conf,
+    );
     let joined_conf = joined_conf.display().to_string();
     wait::wait_until("two voters in the restored group", DEADLINE, || {
         let ran = lab.moor(&["--config", &conf, "controller", "ls"], &[], None);

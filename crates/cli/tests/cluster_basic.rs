@@ -3,129 +3,61 @@
 //! bad manifests, missing credentials and a stopped controller give clear errors and the
 //! documented exit codes.
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
 
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
-use tests::wait;
+use std::path::{Path, PathBuf};
+
+use cluster_util::{Controller, Site};
+use tests::moor::Ran;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/fixtures");
-const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A controller process and the files around it; killed when dropped.
+/// One controller, ctl-1, and the site around it; killed when dropped.
 struct OneController {
-    scratch: Scratch,
-    data: PathBuf,
-    home: PathBuf,
-    listen: String,
-    child: Option<Child>,
+    site: Site,
+    ctl: Controller,
 }
 
 impl OneController {
     fn init(test: &str) -> OneController {
-        let scratch = Scratch::new(test);
-        let data = scratch.dir().join("data");
-        let home = scratch.dir().join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        let listen = format!("127.0.0.1:{}", free_udp_port());
-        let mut c = OneController {
-            scratch,
-            data,
-            home,
-            listen,
-            child: None,
-        };
-        let listen = c.listen.clone();
-        c.start(&["--init", "--name", "ctl-1", "--listen", &listen]);
-        c
+        let site = Site::new(test);
+        let ctl = site.init_controller(&[]);
+        OneController { site, ctl }
     }
 
+    /// Starts it again from its data directory, with `extra`.
     fn start(&mut self, extra: &[&str]) {
-        let log = std::fs::File::create(self.scratch.dir().join("controller.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .arg("--data-dir")
-            .arg(&self.data)
-            .arg("controller")
-            .args(extra)
-            .env("HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn moor controller");
-        self.child = Some(child);
-        // Serving once a read goes through.
-        wait::wait_until("the controller to answer", DEADLINE, || {
-            self.moor(&["get", "namespaces"]).status.success()
-        });
+        self.ctl.start(&self.site, extra);
+        self.site.wait_answering();
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.ctl.kill();
     }
 
     fn admin_conf(&self) -> PathBuf {
-        self.data.join("admin.conf")
+        self.ctl.data.join("admin.conf")
     }
 
     /// `moor ARGS` as the admin (HOME's ~/.moor/config, written by --init).
     fn moor(&self, args: &[&str]) -> Ran {
-        self.moor_with(args, None)
+        self.site.moor(args)
     }
 
     fn moor_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Ran {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moor"));
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn moor");
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(bytes).expect("write stdin");
-        }
-        finish(child, &format!("moor {}", args.join(" ")))
+        self.site.moor_with(args, stdin)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let ran = self.moor(args);
-        assert!(
-            ran.status.success(),
-            "moor {}: {}\n{}\ncontroller log:\n{}",
-            args.join(" "),
-            ran.stdout,
-            ran.stderr,
-            self.log()
-        );
-        ran.stdout
+        self.site
+            .ok_beside(args, &format!("controller log:\n{}", self.log()))
     }
 
+    /// What the controller printed since it was last started.
     fn log(&self) -> String {
-        std::fs::read_to_string(self.scratch.dir().join("controller.log")).unwrap_or_default()
+        self.ctl.output()
     }
-}
-
-impl Drop for OneController {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-    socket.local_addr().expect("local addr").port()
 }
 
 fn fixture(name: &str) -> String {
@@ -137,7 +69,7 @@ fn apply_get_delete_and_state_survives_a_restart() {
     let mut c = OneController::init("cluster-basic");
     assert!(c.admin_conf().is_file());
     assert!(
-        c.home.join(".moor/config").is_file(),
+        c.site.home.join(".moor/config").is_file(),
         "--init copies the admin config"
     );
     let namespaces = c.ok(&["get", "namespaces", "-o", "name"]);
@@ -204,7 +136,7 @@ fn apply_get_delete_and_state_survives_a_restart() {
 #[test]
 fn bad_manifests_missing_credentials_and_a_stopped_controller_are_clear() {
     let mut c = OneController::init("cluster-errors");
-    let bad = c.scratch.dir().join("bad.yaml");
+    let bad = c.site.dir().join("bad.yaml");
     std::fs::write(
         &bad,
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: three\n",
@@ -217,7 +149,7 @@ fn bad_manifests_missing_credentials_and_a_stopped_controller_are_clear() {
 
     let ran = c.moor(&[
         "--config",
-        &c.scratch.dir().join("nothing").display().to_string(),
+        &c.site.dir().join("nothing").display().to_string(),
         "get",
         "pods",
     ]);
@@ -230,19 +162,13 @@ fn bad_manifests_missing_credentials_and_a_stopped_controller_are_clear() {
     assert!(ran.stderr.contains("ctl-1"), "{}", ran.stderr);
 
     // A second --init over the same data directory refuses.
-    let listen = c.listen.clone();
-    let out = Command::new(env!("CARGO_BIN_EXE_moor"))
-        .arg("--data-dir")
-        .arg(&c.data)
-        .args([
-            "controller",
-            "--init",
-            "--name",
-            "ctl-1",
-            "--listen",
-            &listen,
-        ])
-        .env("HOME", &c.home)
+    let listen = c.ctl.listen.clone();
+    let out = c
+        .site
+        .controller_command(
+            &c.ctl.data,
+            &["--init", "--name", "ctl-1", "--listen", &listen],
+        )
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -256,7 +182,7 @@ fn bad_manifests_missing_credentials_and_a_stopped_controller_are_clear() {
 #[test]
 fn secrets_and_config_maps_are_made_from_files_and_literals() {
     let c = OneController::init("cluster-data");
-    let dir = c.scratch.dir();
+    let dir = c.site.dir();
     let password = dir.join("db-password");
     std::fs::write(&password, b"s3cr3t-value\n").expect("write");
     let out = c.ok(&["secret", "create", "db", &password.display().to_string()]);
@@ -342,7 +268,7 @@ fn found_under(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 #[test]
 fn secrets_are_encrypted_at_rest_and_read_back() {
     let mut c = OneController::init("cluster-sealed");
-    let key = c.data.join("pki/secrets.key");
+    let key = c.ctl.data.join("pki/secrets.key");
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(&key).expect("a secrets key made at --init");
     assert_eq!(meta.len(), 32);
@@ -359,7 +285,7 @@ fn secrets_are_encrypted_at_rest_and_read_back() {
     // Neither the log nor the state machine holds it in clear, after a restart either
     // (which replays and applies the log again).
     c.stop();
-    let state = c.data.join("controller");
+    let state = c.ctl.data.join("controller");
     assert_eq!(found_under(&state, value.as_bytes()), Vec::<PathBuf>::new());
     c.start(&[]);
     assert!(
@@ -369,7 +295,7 @@ fn secrets_are_encrypted_at_rest_and_read_back() {
     c.stop();
     assert_eq!(found_under(&state, value.as_bytes()), Vec::<PathBuf>::new());
     // Without its key the controller cannot read them, and says so.
-    let moved = c.scratch.dir().join("secrets.key.elsewhere");
+    let moved = c.site.dir().join("secrets.key.elsewhere");
     std::fs::rename(&key, &moved).expect("move the key away");
     let moved_arg = moved.display().to_string();
     c.start(&["--secrets-key", &moved_arg]);

@@ -5,150 +5,31 @@
 //! a credential file naming one controller learns the other two from the membership, so
 //! commands and watches go on after that one dies.
 
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
+
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
+use cluster_util::Site;
+use tests::daemon::free_udp_port;
+use tests::moor::finish;
 use tests::wait;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/fixtures");
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A controller process, killed when dropped.
-struct Controller {
-    name: String,
-    listen: String,
-    data: PathBuf,
-    child: Option<Child>,
+/// What these tests add to a [`Site`]: applying manifests, and watches.
+trait ClientCommands {
+    fn apply(&self, config: Option<&Path>, yaml: &str);
+    fn watch(&self, args: &[&str], stdin: Stdio) -> Watcher;
 }
 
-impl Controller {
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Lab {
-    scratch: Scratch,
-    home: PathBuf,
-}
-
-impl Lab {
-    fn new(test: &str) -> Lab {
-        let scratch = Scratch::new(test);
-        let home = scratch.dir().join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        Lab { scratch, home }
-    }
-
-    /// Starts `moor controller` (`extra` holds --init or --join …; nothing on restarts).
-    fn spawn(&self, name: &str, listen: Option<&str>, extra: &[&str]) -> Controller {
-        let listen = listen
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("127.0.0.1:{}", free_udp_port()));
-        let data = self.scratch.dir().join(name);
-        let log = self.scratch.dir().join(format!("{name}.log"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moor"));
-        cmd.arg("--data-dir")
-            .arg(&data)
-            .arg("controller")
-            .args(extra);
-        if !extra.is_empty() {
-            cmd.args(["--name", name, "--listen", &listen]);
-        }
-        let child = cmd
-            .env("HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn moor controller");
-        Controller {
-            name: name.into(),
-            listen,
-            data,
-            child: Some(child),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moor"));
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_JOIN_TOKEN");
-        cmd
-    }
-
-    fn moor(&self, args: &[&str]) -> Ran {
-        self.moor_with(args, None)
-    }
-
-    fn moor_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Ran {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moor");
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            // The command may refuse before reading all of it.
-            let _ = pipe.write_all(bytes);
-        }
-        finish(child, &format!("moor {}", args.join(" ")))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let ran = self.moor(args);
-        assert!(
-            ran.status.success(),
-            "moor {}: {}\n{}",
-            args.join(" "),
-            ran.stdout,
-            ran.stderr
-        );
-        ran.stdout
-    }
-
-    /// A credential file that lists only `c`.
-    fn config_for(&self, c: &Controller, file: &str) -> PathBuf {
-        let mut config =
-            wire::ClientConfig::load(&self.home.join(".moor/config")).expect("admin config");
-        config.controllers = vec![wire::ControllerEntry {
-            name: c.name.clone(),
-            address: c.listen.parse().expect("address"),
-        }];
-        let path = self.scratch.dir().join(file);
-        config.save(&path).expect("save config");
-        path
-    }
-
+impl ClientCommands for Site {
     fn apply(&self, config: Option<&Path>, yaml: &str) {
         let mut args = Vec::new();
         let config = config.map(|c| c.display().to_string());
@@ -167,10 +48,7 @@ impl Lab {
 
     /// Starts `moor ARGS` (a watch) reading its stdout line by line.
     fn watch(&self, args: &[&str], stdin: Stdio) -> Watcher {
-        let err = self
-            .scratch
-            .dir()
-            .join(format!("watch-{}.err", free_udp_port()));
+        let err = self.dir().join(format!("watch-{}.err", free_udp_port()));
         let mut child = self
             .command(args)
             .stdin(stdin)
@@ -252,11 +130,6 @@ impl Drop for Watcher {
     }
 }
 
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-    socket.local_addr().expect("local addr").port()
-}
-
 fn cm(name: &str, value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: '{value}'}}\n")
 }
@@ -269,18 +142,10 @@ fn field<'a>(page: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{label:?} missing:\n{page}"))
 }
 
-fn init_one(lab: &Lab) -> Controller {
-    let c = lab.spawn("ctl-1", None, &["--init"]);
-    wait::wait_until("ctl-1 to answer", DEADLINE, || {
-        lab.moor(&["get", "ns"]).status.success()
-    });
-    c
-}
-
 #[test]
 fn watch_prints_changes_resumes_after_a_restart_and_stops_quietly() {
-    let lab = Lab::new("client-watch");
-    let mut ctl = init_one(&lab);
+    let lab = Site::new("client-watch");
+    let mut ctl = lab.init_controller(&[]);
     lab.apply(None, &cm("first", "1"));
 
     let mut w = lab.watch(
@@ -303,9 +168,8 @@ fn watch_prints_changes_resumes_after_a_restart_and_stops_quietly() {
 
     // A restart: the new process's history begins after the watch's last revision, so
     // the watch lists again (every object shows up once more) and goes on.
-    let listen = ctl.listen.clone();
     ctl.kill();
-    let _restarted = lab.spawn("ctl-1", Some(&listen), &[]);
+    ctl.start(&lab, &[]);
     wait::wait_until("the relisted rows", DEADLINE, || {
         w.count(&["ADDED", "second"]) == 2
     });
@@ -363,8 +227,8 @@ fn watch_prints_changes_resumes_after_a_restart_and_stops_quietly() {
 
 #[test]
 fn a_watch_ends_when_its_output_is_closed() {
-    let lab = Lab::new("client-watch-pipe");
-    let _ctl = init_one(&lab);
+    let lab = Site::new("client-watch-pipe");
+    let _ctl = lab.init_controller(&[]);
     // `moor get ns -w | head -1`: head exits after one line, and the watch after it.
     let mut child = lab
         .command(&["get", "ns", "-w", "-o", "name"])
@@ -387,19 +251,18 @@ fn a_watch_ends_when_its_output_is_closed() {
 
 #[test]
 fn a_watch_the_certificate_may_not_make_exits_with_one() {
-    let lab = Lab::new("client-watch-refused");
-    let ctl = init_one(&lab);
+    let lab = Site::new("client-watch-refused");
+    let ctl = lab.init_controller(&[]);
     // An agent may list the config maps its pods use, but not watch config maps.
     let ca = wire::ClusterCa::load(&ctl.data.join("pki")).expect("the cluster CA");
     let now = std::time::SystemTime::now();
     let node = ca
         .issue(wire::Role::Agent, "edge-01", now, Duration::from_secs(3600))
         .expect("an agent certificate");
-    let mut config =
-        wire::ClientConfig::load(&lab.home.join(".moor/config")).expect("admin config");
+    let mut config = wire::ClientConfig::load(&lab.admin_config()).expect("admin config");
     config.identity = node.identity().expect("identity");
     config.node = node;
-    let path = lab.scratch.dir().join("agent.conf");
+    let path = lab.dir().join("agent.conf");
     config.save(&path).expect("save");
     let ran = lab.moor(&["--config", &path.display().to_string(), "get", "cm", "-w"]);
     assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
@@ -408,8 +271,8 @@ fn a_watch_the_certificate_may_not_make_exits_with_one() {
 
 #[test]
 fn describe_shows_objects_for_people_and_never_a_secret_value() {
-    let lab = Lab::new("client-describe");
-    let _ctl = init_one(&lab);
+    let lab = Site::new("client-describe");
+    let _ctl = lab.init_controller(&[]);
     let app = Path::new(FIXTURES).join("full-app.yaml");
     lab.ok(&["apply", "-f", &app.display().to_string()]);
 
@@ -474,14 +337,14 @@ fn describe_shows_objects_for_people_and_never_a_secret_value() {
 
 #[test]
 fn the_controller_list_follows_the_membership_and_commands_fail_over() {
-    let lab = Lab::new("client-members");
-    let mut ctl1 = init_one(&lab);
+    let lab = Site::new("client-members");
+    let mut ctl1 = lab.init_controller(&[]);
     let token = lab
         .ok(&["token", "create", "--role", "controller", "--uses", "2"])
         .trim()
         .to_string();
-    let ctl2 = lab.spawn("ctl-2", None, &["--join", &token, "--server", &ctl1.listen]);
-    let ctl3 = lab.spawn("ctl-3", None, &["--join", &token, "--server", &ctl1.listen]);
+    let ctl2 = lab.controller("ctl-2", None, &["--join", &token, "--server", &ctl1.listen]);
+    let ctl3 = lab.controller("ctl-3", None, &["--join", &token, "--server", &ctl1.listen]);
     for c in [&ctl2, &ctl3] {
         let pending = c.data.join("controller/join.json");
         let only = lab.config_for(c, &format!("{}-probe.conf", c.name));

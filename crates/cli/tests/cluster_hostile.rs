@@ -11,17 +11,19 @@
 //! (`crates/wire/tests/wire.rs` does the frame-level cases against an in-process server;
 //! this is the whole controller, its API handler and its Raft behind it.)
 
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use cluster_util::{Controller, Site};
 use proto::api::{ErrorCode, Request, Response};
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
+use tests::moor::Ran;
 use tests::wait;
 use wire::frame::{FrameError, FramedStream, Limits, codes};
 use wire::identity::{ClusterCa, Role};
@@ -32,99 +34,41 @@ const DAY: Duration = Duration::from_secs(86400);
 
 /// One controller process, killed when dropped.
 struct Lab {
-    scratch: Scratch,
-    home: PathBuf,
+    site: Site,
     listen: SocketAddr,
-    child: Child,
+    ctl: Controller,
 }
 
 impl Lab {
     fn start(test: &str) -> Lab {
-        let scratch = Scratch::new(test);
-        let home = scratch.dir().join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
-            .parse()
-            .expect("address");
-        let log = std::fs::File::create(scratch.dir().join("controller.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .arg("--data-dir")
-            .arg(scratch.dir().join("data"))
-            .args(["controller", "--init", "--name", "ctl-1", "--listen"])
-            .arg(listen.to_string())
-            .env("HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn moor controller");
-        let lab = Lab {
-            scratch,
-            home,
-            listen,
-            child,
-        };
-        wait::wait_until("the controller to answer", DEADLINE, || {
-            lab.moor(&["get", "ns"], None).status.success()
-        });
-        lab
+        let site = Site::new(test);
+        let ctl = site.init_controller(&[]);
+        Lab {
+            listen: ctl.address(),
+            site,
+            ctl,
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_moor"));
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG");
-        cmd
+        self.site.command(args)
     }
 
     fn moor(&self, args: &[&str], stdin: Option<&[u8]>) -> Ran {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moor");
-        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // Written from a thread: a command that refuses early stops reading, and a
-            // 10 MiB write must not block the test.
-            let bytes = bytes.to_vec();
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let _ = pipe.write_all(&bytes);
-            });
-        }
-        finish(child, &format!("moor {}", args.join(" ")))
+        self.site.moor_with(args, stdin)
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.ctl.is_alive()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.scratch.dir().join("controller.log")).unwrap_or_default()
+        self.ctl.log()
     }
 
     fn admin(&self) -> ClientConfig {
-        ClientConfig::load(&self.home.join(".moor/config")).expect("admin config")
+        ClientConfig::load(&self.site.admin_config()).expect("admin config")
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-    socket.local_addr().expect("local addr").port()
 }
 
 /// A fixed xorshift sequence: the same noise on every run.
@@ -216,23 +160,15 @@ struct Bystander {
 }
 
 impl Bystander {
-    fn start(home: PathBuf) -> Bystander {
+    /// `cmd` (a `moor get ns -o name`) runs again and again.
+    fn start(mut cmd: Command) -> Bystander {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let (s, o, f) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failures));
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-                    .args(["get", "ns", "-o", "name"])
-                    .env("HOME", &home)
-                    .env_remove("MOOR_CONFIG")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("spawn moor");
-                let ran = finish(child, "moor get ns");
+                let ran = cluster_util::run(&mut cmd, None, "moor get ns");
                 if ran.status.success() && ran.stdout.contains("namespace/default") {
                     o.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -273,7 +209,7 @@ fn hostile_peers_get_errors_and_the_controller_and_its_clients_go_on() {
     let admin = lab.admin();
 
     // The legitimate client: a watch, and `moor get ns` over and over.
-    let watch_err = lab.scratch.dir().join("watch.err");
+    let watch_err = lab.site.dir().join("watch.err");
     let mut watch = lab
         .command(&["get", "cm", "--watch", "-o", "name"])
         .stdin(Stdio::null())
@@ -291,7 +227,7 @@ fn hostile_peers_get_errors_and_the_controller_and_its_clients_go_on() {
             }
         })
     };
-    let bystander = Bystander::start(lab.home.clone());
+    let bystander = Bystander::start(lab.site.command(&["get", "ns", "-o", "name"]));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,151 +3,53 @@
 //! read on another; used-up, expired, tampered and name-taking joins are refused with
 //! clear errors; `moor token ls` shows no secret.
 
-use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "common/cluster_util.rs"]
+mod cluster_util;
+
 use std::time::Duration;
 
-use tests::moor::{Ran, finish};
-use tests::scratch::Scratch;
+use cluster_util::{Controller, Site};
+use tests::daemon::free_udp_port;
 use tests::wait;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A controller process, killed when dropped.
-struct Controller {
-    name: String,
-    listen: String,
-    data: PathBuf,
-    log: PathBuf,
-    child: Child,
+/// An admin config that lists only `c`, so a command is answered by it.
+fn config_for(lab: &Site, c: &Controller) -> String {
+    lab.config_for(c, &format!("{}.conf", c.name))
+        .display()
+        .to_string()
 }
 
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Controller {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-struct Lab {
-    scratch: Scratch,
-    home: PathBuf,
-}
-
-impl Lab {
-    fn new(test: &str) -> Lab {
-        let scratch = Scratch::new(test);
-        let home = scratch.dir().join("home");
-        std::fs::create_dir_all(&home).expect("mkdir home");
-        Lab { scratch, home }
-    }
-
-    fn spawn(&self, name: &str, extra: &[&str]) -> Controller {
-        let listen = format!("127.0.0.1:{}", free_udp_port());
-        let data = self.scratch.dir().join(name);
-        let log = self.scratch.dir().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("controller")
-            .args(extra)
-            .args(["--name", name, "--listen", &listen])
-            .env("HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn moor controller");
-        Controller {
-            name: name.into(),
-            listen,
-            data,
-            log,
-            child,
-        }
-    }
-
-    /// `moor ARGS` as the admin (HOME's ~/.moor/config, written by --init).
-    fn moor(&self, args: &[&str]) -> Ran {
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_JOIN_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moor");
-        finish(child, &format!("moor {}", args.join(" ")))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let ran = self.moor(args);
-        assert!(
-            ran.status.success(),
-            "moor {}: {}\n{}",
-            args.join(" "),
-            ran.stdout,
-            ran.stderr
-        );
-        ran.stdout
-    }
-
-    /// An admin config that lists only `c`, so a command is answered by it.
-    fn config_for(&self, c: &Controller) -> String {
-        let mut config =
-            wire::ClientConfig::load(&self.home.join(".moor/config")).expect("admin config");
-        config.controllers = vec![wire::ControllerEntry {
-            name: c.name.clone(),
-            address: c.listen.parse().expect("address"),
-        }];
-        let path = self.scratch.dir().join(format!("{}.conf", c.name));
-        config.save(&path).expect("save config");
-        path.display().to_string()
-    }
-
-    /// Runs `moor controller --join` expecting it to fail, and returns what it said.
-    fn refused_join(&self, name: &str, token: &str, server: &Controller) -> String {
-        let port = free_udp_port();
-        let data = self.scratch.dir().join(format!("refused-{name}-{port}"));
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_moor"))
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["controller", "--join", token, "--server", &server.listen])
-            .args(["--name", name, "--listen", &listen])
-            .env("HOME", &self.home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn moor controller");
-        let ran = finish(child, &format!("moor controller --join as {name}"));
-        assert_eq!(ran.code(), Some(1), "{}\n{}", ran.stdout, ran.stderr);
-        assert!(
-            !data.join("controller/member.json").exists(),
-            "a refused join left a member record"
-        );
-        ran.stderr
-    }
-}
-
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a free port");
-    socket.local_addr().expect("local addr").port()
+/// Runs `moor controller --join` expecting it to fail, and returns what it said.
+fn refused_join(lab: &Site, name: &str, token: &str, server: &Controller) -> String {
+    let port = free_udp_port();
+    let data = lab.dir().join(format!("refused-{name}-{port}"));
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = lab.controller_command(
+        &data,
+        &[
+            "--join",
+            token,
+            "--server",
+            &server.listen,
+            "--name",
+            name,
+            "--listen",
+            &listen,
+        ],
+    );
+    let ran = cluster_util::run(&mut cmd, None, &format!("moor controller --join as {name}"));
+    assert_eq!(ran.code(), Some(1), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        !data.join("controller/member.json").exists(),
+        "a refused join left a member record"
+    );
+    ran.stderr
 }
 
 /// Waits until `c` answers reads and (a joined controller) has been added to the group.
-fn wait_serving(lab: &Lab, c: &Controller, config: &str) {
+fn wait_serving(lab: &Site, c: &Controller, config: &str) {
     let pending = c.data.join("controller/join.json");
     wait::wait_until(
         &format!("{} to answer as a member", c.name),
@@ -173,12 +75,12 @@ fn tamper_fingerprint(token: &str) -> String {
 
 #[test]
 fn controllers_join_with_tokens_and_bad_joins_are_refused() {
-    let lab = Lab::new("cluster-join");
-    let ctl1 = lab.spawn("ctl-1", &["--init"]);
+    let lab = Site::new("cluster-join");
+    let ctl1 = lab.controller("ctl-1", None, &["--init"]);
     wait::wait_until("ctl-1 to answer", DEADLINE, || {
         lab.moor(&["get", "ns"]).status.success()
     });
-    let config1 = lab.config_for(&ctl1);
+    let config1 = config_for(&lab, &ctl1);
 
     let token = lab
         .ok(&["token", "create", "--role", "controller", "--uses", "2"])
@@ -188,11 +90,11 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
     let secret = token.split('.').nth(2).expect("secret part").to_string();
 
     // ctl-2 joins through ctl-1, ctl-3 through ctl-2 (which holds the CA key too).
-    let ctl2 = lab.spawn("ctl-2", &["--join", &token, "--server", &ctl1.listen]);
-    let config2 = lab.config_for(&ctl2);
+    let ctl2 = lab.controller("ctl-2", None, &["--join", &token, "--server", &ctl1.listen]);
+    let config2 = config_for(&lab, &ctl2);
     wait_serving(&lab, &ctl2, &config2);
-    let ctl3 = lab.spawn("ctl-3", &["--join", &token, "--server", &ctl2.listen]);
-    let config3 = lab.config_for(&ctl3);
+    let ctl3 = lab.controller("ctl-3", None, &["--join", &token, "--server", &ctl2.listen]);
+    let config3 = config_for(&lab, &ctl3);
     wait_serving(&lab, &ctl3, &config3);
     let secrets_key =
         std::fs::read(ctl1.data.join("pki/secrets.key")).expect("ctl-1's secrets key");
@@ -207,7 +109,7 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
     }
 
     // Written through one controller, read through the others.
-    let manifest = lab.scratch.dir().join("cm.yaml");
+    let manifest = lab.dir().join("cm.yaml");
     std::fs::write(
         &manifest,
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: site}\ndata: {region: north}\n",
@@ -253,7 +155,7 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
     }
 
     // Used up: the two uses went to ctl-2 and ctl-3.
-    let err = lab.refused_join("ctl-4", &token, &ctl1);
+    let err = refused_join(&lab, "ctl-4", &token, &ctl1);
     assert!(err.contains("has no uses left"), "{err}");
 
     // A name another controller holds, with a fresh token.
@@ -261,19 +163,19 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
         .ok(&["token", "create", "--role", "controller"])
         .trim()
         .to_string();
-    let err = lab.refused_join("ctl-1", &fresh, &ctl3);
+    let err = refused_join(&lab, "ctl-1", &fresh, &ctl3);
     assert!(
         err.contains("controller name ctl-1 is already taken"),
         "{err}"
     );
-    let err = lab.refused_join("ctl-2", &fresh, &ctl1);
+    let err = refused_join(&lab, "ctl-2", &fresh, &ctl1);
     assert!(
         err.contains("controller name ctl-2 is already taken"),
         "{err}"
     );
 
     // A token whose fingerprint is not this cluster's CA: the joiner refuses the server.
-    let err = lab.refused_join("ctl-5", &tamper_fingerprint(&fresh), &ctl1);
+    let err = refused_join(&lab, "ctl-5", &tamper_fingerprint(&fresh), &ctl1);
     assert!(err.contains("fingerprint"), "{err}");
 
     // An agent token does not make a controller.
@@ -281,7 +183,7 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
         .ok(&["token", "create", "--role", "agent"])
         .trim()
         .to_string();
-    let err = lab.refused_join("ctl-6", &agent, &ctl2);
+    let err = refused_join(&lab, "ctl-6", &agent, &ctl2);
     assert!(err.contains("admits role agent"), "{err}");
 
     // Expired: wait until the controllers say so, then try.
@@ -295,7 +197,7 @@ fn controllers_join_with_tokens_and_bad_joins_are_refused() {
             .lines()
             .any(|l| l.starts_with(&short_id) && l.contains("(expired)"))
     });
-    let err = lab.refused_join("ctl-7", &short, &ctl1);
+    let err = refused_join(&lab, "ctl-7", &short, &ctl1);
     assert!(err.contains(&format!("token {short_id} expired")), "{err}");
 
     // ls: ids, roles and uses, no secret; rm removes.

@@ -9,6 +9,7 @@
 //! wait      waiting on a condition with a deadline (never a bare sleep)
 //! bundle    busybox bundles with the checker inside, and their config.json
 //! moor      running the real `moor` binary, and cleaning up its containers
+//! daemon    long-running processes killed when dropped, their output in a log file; free ports
 //! checker   the static program that reports from inside a container
 //! console   the test's end of a console socket: the terminal, received over SCM_RIGHTS
 //! host      what the runtime left on the host: cgroup dirs, processes, freezer state
@@ -25,6 +26,7 @@
 pub mod bundle;
 pub mod checker;
 pub mod console;
+pub mod daemon;
 pub mod fake_registry;
 pub mod host;
 pub mod http;

@@ -15,22 +15,30 @@
 //!
 //! Every member has a client config listing only it (`Member::config`), so a command is
 //! answered by that member; [`Group::config_for`] makes one listing any subset.
+//!
+//! Running `moor` itself (its environment, stdin, configs listing some controllers) is
+//! `cluster_util.rs`'s, shared with the single-host suites.
 
 #![allow(dead_code)] // each test binary uses a different part
+
+#[path = "cluster_util.rs"]
+mod cluster_util;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use cluster_util::{MOOR, isolate, save_config, stdout_of_success};
 use serde_json::Value;
-use tests::moor::{Ran, finish};
+use tests::daemon::Daemon;
+use tests::moor::Ran;
 use tests::net::{Lab, LabHost};
 use tests::scratch::Scratch;
 use tests::wait;
@@ -40,7 +48,6 @@ use tests::wait;
 pub const DEADLINE: Duration = Duration::from_secs(60);
 /// The port every controller listens on, each on its own host's address.
 pub const PORT: u16 = 7443;
-const MOOR: &str = env!("CARGO_BIN_EXE_moor");
 
 /// One controller: its host, files and (while it runs) process, killed when dropped.
 pub struct Member {
@@ -52,62 +59,48 @@ pub struct Member {
     pub config: PathBuf,
     log: PathBuf,
     env: Vec<(String, OsString)>,
-    child: Option<Child>,
+    process: Option<Daemon>,
     starts: u32,
 }
 
 impl Member {
     fn spawn(&mut self, home: &Path, extra: &[&str]) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
+        assert!(self.process.is_none(), "{} is already running", self.name);
         self.starts += 1;
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open the controller log");
         {
             use std::io::Write;
+            let mut log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .expect("open the controller log");
             let _ = writeln!(log, "--- start {} ---", self.starts);
         }
         let mut cmd = self.host.command(MOOR);
         cmd.arg("--data-dir")
             .arg(&self.data)
             .arg("controller")
-            .args(extra)
-            .env("HOME", home)
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_JOIN_TOKEN")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        self.child = Some(cmd.spawn().expect("spawn moor controller"));
+            .args(extra);
+        isolate(&mut cmd, home).envs(self.env.iter().map(|(k, v)| (k, v)));
+        self.process = Some(Daemon::spawn(&mut cmd, &self.log));
     }
 
     /// Whether the test started it and has not killed or stopped it since.
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_some()
     }
 
     /// SIGKILL, as a power cut would (the disk keeps what was fsynced).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.kill();
         }
     }
 
     /// SIGTERM, and waits until the process has exited; returns how it ended.
     pub fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("stop a running controller");
-        let pid = i32::try_from(child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child, which has not been waited for yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        wait::wait_for(
-            &format!("{} to exit after SIGTERM", self.name),
-            DEADLINE,
-            || child.try_wait().expect("wait for the controller"),
-        )
+        let mut process = self.process.take().expect("stop a running controller");
+        process.terminate(&self.name, DEADLINE)
     }
 
     /// Everything it printed, over all its starts.
@@ -150,43 +143,19 @@ impl Client {
     /// `moor --config CONFIG ARGS`, with `stdin` on its standard input.
     pub fn run(&self, config: &Path, args: &[&str], stdin: Option<&str>) -> Ran {
         let mut cmd = self.host.command(MOOR);
-        cmd.arg("--config")
-            .arg(config)
-            .args(args)
-            .env("HOME", &self.home)
-            .env_remove("MOOR_CONFIG")
-            .env_remove("MOOR_JOIN_TOKEN")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn moor");
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            use std::io::Write;
-            pipe.write_all(text.as_bytes()).expect("write stdin");
-        }
-        finish(
-            child,
+        cmd.arg("--config").arg(config).args(args);
+        isolate(&mut cmd, &self.home);
+        cluster_util::run(
+            &mut cmd,
+            stdin.map(str::as_bytes),
             &format!("moor --config {} {}", config.display(), args.join(" ")),
         )
     }
 
     /// Like [`Client::run`], for a command that must succeed; returns its stdout.
     pub fn ok(&self, config: &Path, args: &[&str]) -> String {
-        let ran = self.run(config, args, None);
-        assert!(
-            ran.status.success(),
-            "moor --config {} {}: {}\n{}{}",
-            config.display(),
-            args.join(" "),
-            ran.status,
-            ran.stdout,
-            ran.stderr
-        );
-        ran.stdout
+        let what = format!("moor --config {} {}", config.display(), args.join(" "));
+        stdout_of_success(&what, self.run(config, args, None), "")
     }
 
     /// Applies the ConfigMap `name` holding `data.n = value`.
@@ -329,7 +298,7 @@ impl Group {
                 config: scratch.dir().join(format!("{}.conf", host.name)),
                 log: scratch.dir().join(format!("{}.log", host.name)),
                 env: env(&host.name),
-                child: None,
+                process: None,
                 starts: 0,
                 host,
             })
@@ -395,16 +364,11 @@ impl Group {
 
     /// Writes a client config listing the members `which`, in that order, to `path`.
     fn save_config(&self, which: &[usize], path: &Path) {
-        let mut config = wire::ClientConfig::load(&self.home.join(".moor/config"))
-            .expect("load the admin config");
-        config.controllers = which
+        let controllers: Vec<(&str, SocketAddr)> = which
             .iter()
-            .map(|&i| wire::ControllerEntry {
-                name: self.members[i].name.clone(),
-                address: self.members[i].listen,
-            })
+            .map(|&i| (self.members[i].name.as_str(), self.members[i].listen))
             .collect();
-        config.save(path).expect("save a client config");
+        save_config(&self.home.join(".moor/config"), &controllers, path);
     }
 
     /// A client config listing the members `which`, in that order.
