@@ -318,3 +318,48 @@ fn secrets_are_encrypted_at_rest_and_read_back() {
         c.log()
     );
 }
+
+#[test]
+fn a_credential_near_its_end_renews_itself_on_the_next_command() {
+    let c = OneController::init("cluster-renew");
+    let pki = c.ctl.data.join("pki");
+    let ca = wire::ClusterCa::load(&pki).expect("the cluster CA");
+    // An admin certificate of 30 days with 5 left: less than a third of its life.
+    let issued = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 86400);
+    let short = ca
+        .issue(
+            wire::Role::Admin,
+            "ops",
+            issued,
+            std::time::Duration::from_secs(30 * 86400),
+        )
+        .expect("a short admin certificate");
+    let mut config = wire::ClientConfig::load(&c.admin_conf()).expect("admin.conf");
+    config.identity = short.identity().expect("identity");
+    config.node = short;
+    let path = c.site.dir().join("short.conf");
+    config.save(&path).expect("save");
+    let old_serial = config.identity.serial.clone();
+
+    let path_arg = path.display().to_string();
+    let ran = c.moor(&["--config", &path_arg, "get", "ns"]);
+    assert!(ran.status.success(), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("renewed the certificate"),
+        "{}",
+        ran.stderr
+    );
+    let renewed = wire::ClientConfig::load(&path).expect("the renewed file");
+    assert_ne!(renewed.identity.serial, old_serial);
+    assert_eq!(renewed.identity.name, "ops");
+    let leaf = renewed.node.chain[0].as_ref().to_vec();
+    let validity = wire::validity::validity(&leaf).expect("validity");
+    assert!(!validity.due_for_renewal(std::time::SystemTime::now()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("mode").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The renewed file works, and a fresh one is left alone.
+    let again = c.moor(&["--config", &path_arg, "get", "ns"]);
+    assert!(again.status.success(), "{}", again.stderr);
+    assert!(!again.stderr.contains("renewed"), "{}", again.stderr);
+}

@@ -23,6 +23,13 @@
 //! ```
 //!
 //! A failed refresh never fails the command: the command's own call decides.
+//!
+//! # The credential renews itself
+//!
+//! When a third of the file's certificate lifetime is left, the first call of a command
+//! also asks for a new certificate (a new key made here, `RenewCertificate`) and writes it
+//! into the file: an admin who runs any command now and then never meets an expired
+//! credential. Like the refresh, a failed renewal is tried again by the next command.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -44,6 +51,8 @@ pub(crate) struct Session {
     /// What the file listed (or was last saved with).
     saved: std::cell::RefCell<Vec<ControllerEntry>>,
     refreshed: Cell<bool>,
+    /// The file's certificate is due for renewal.
+    renew: Cell<bool>,
 }
 
 impl Session {
@@ -98,6 +107,7 @@ impl Session {
             saved: std::cell::RefCell::new(loaded.controllers.clone()),
             controllers: std::cell::RefCell::new(loaded.controllers),
             refreshed: Cell::new(false),
+            renew: Cell::new(due_for_renewal(&loaded.node)),
         })
     }
 
@@ -129,7 +139,42 @@ impl Session {
             self.adopt(&members).await;
             self.save_if_changed();
         }
+        if self.renew.replace(false) && answer.is_ok() {
+            self.renew_credential().await;
+        }
         answer
+    }
+
+    /// Replaces the file's certificate and key with new ones for the same name and role.
+    async fn renew_credential(&self) {
+        let Ok(key) = wire::join::NewKey::generate() else {
+            return;
+        };
+        let request = Request::RenewCertificate {
+            public_key: key.public_key().to_vec(),
+        };
+        let Ok(Response::Certificate { chain }) =
+            self.client.call::<Request, Response>(&request).await
+        else {
+            return;
+        };
+        let node = key.into_node_cert(&chain);
+        let Ok(mut current) = ClientConfig::load(&self.path) else {
+            return;
+        };
+        match node.identity() {
+            Ok(identity)
+                if identity.role == current.identity.role
+                    && identity.name == current.identity.name =>
+            {
+                current.node = node;
+                current.identity = identity;
+                if current.save(&self.path).is_ok() {
+                    eprintln!("moor: renewed the certificate in {}", self.path.display());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Asks the membership now and adopts it (after a watch failed over).
@@ -213,6 +258,14 @@ impl Session {
             *self.saved.borrow_mut() = controllers.clone();
         }
     }
+}
+
+/// Whether less than a third of the certificate's lifetime is left.
+fn due_for_renewal(node: &wire::NodeCert) -> bool {
+    node.chain
+        .first()
+        .and_then(|leaf| wire::validity::validity(leaf.as_ref()).ok())
+        .is_some_and(|v| v.due_for_renewal(std::time::SystemTime::now()))
 }
 
 /// Whether an answer says "this controller could not serve it now".
