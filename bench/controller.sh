@@ -20,8 +20,10 @@
 #    (100 ms heartbeat, 1 s election, fsync of the WAL on every Raft ready, bbolt commit every
 #    100 ms), mutual TLS between members and with clients (ECDSA P-256 certificates made with
 #    openssl for the run), as moor's QUIC transport always has.
-#  * Durability: moor's log appends are redb commits with `Durability::Immediate` (one
-#    fsync each, applies ride on the next one); etcd fdatasyncs its WAL before acknowledging.
+#  * Durability: moor's log appends become durable in a redb commit with
+#    `Durability::Immediate` (one fsync, shared by the appends queued while the previous
+#    one ran; applies ride on it) before openraft counts them flushed; etcd fdatasyncs its
+#    WAL before acknowledging.
 #    The run counts fsync/fdatasync calls of every member during STRACE_WRITES sequential
 #    writes (strace -f -c, after the timed steps) and prints them per write.
 #  * The client is bench/load (`bench-load`, built here; `BENCH_LOAD=path` to skip): moor's

@@ -51,8 +51,13 @@ pub struct WatchOptions {
 impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
-            history_revisions: 10_000,
-            history_bytes: 64 * 1024 * 1024,
+            // Sized for edge boxes: each revision is held decoded (old and new object),
+            // larger than the stored bytes this limit counts; 10,000 revisions and 64 MiB
+            // could keep tens of MB on every controller. 2,000 revisions still cover
+            // minutes of an agent's reconnect at the write rates of a small cluster; older
+            // is `TooOld`, and the watcher lists again.
+            history_revisions: 2_000,
+            history_bytes: 4 * 1024 * 1024,
             watcher_buffer: 1024,
             bookmark_interval: Duration::from_secs(60),
         }

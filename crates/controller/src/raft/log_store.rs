@@ -2,18 +2,23 @@
 //!
 //! Owns the `raft_log` and `raft_log_meta` tables: entries, the vote, the committed log id and
 //! the last purged log id. Does not own the state machine (see `state_machine`), nor the
-//! pipelining of appends: each `append` commits before it calls back.
+//! durable commit that completes an append (`flush`).
 //!
 //! ```text
-//! save_vote / append / truncate_after / purge ─► one durable redb commit each ─► return
-//!                                                  (append: then io_completed)
+//! save_vote / truncate_after / purge ─► one durable redb commit each ─► return
+//! append ─► deferred commit ─► queue the callback ─► return
+//!                                   └─► flusher: durable commit ─► io_completed
 //! save_committed ─► deferred commit (rides on the next durable one)
 //! ```
 //!
-//! Everything that returns is durable, as openraft requires; `save_committed` is the one
-//! exception it allows (losing it only delays re-applying entries after a restart). Writes
-//! that would change nothing (the same vote, an empty append, a truncation or purge with
-//! nothing to remove) write nothing.
+//! What openraft requires, and how: the vote, truncations and purges are durable when they
+//! return. Appended entries are readable when `append` returns (their deferred commit is
+//! visible to every later read transaction) and durable when the callback runs (the
+//! flusher calls it only after a durable commit that followed; see `flush` for why that
+//! covers them). Not waiting for the sync in `append` lets openraft replicate the entries
+//! while the leader's own sync runs. `save_committed` is deferred, as openraft allows
+//! (losing it only delays re-applying entries after a restart). Writes that would change
+//! nothing (the same vote, a truncation or purge with nothing to remove) write nothing.
 
 use std::fmt::Debug;
 use std::io;
@@ -36,6 +41,7 @@ use super::db;
 use super::db::LOG;
 use super::db::LOG_META;
 use super::error::StoreError;
+use super::flush::LogFlusher;
 use super::types::Entry;
 use super::types::LogId;
 use super::types::TypeConfig;
@@ -46,11 +52,12 @@ use super::types::Vote;
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    flusher: Arc<LogFlusher>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<Database>, flusher: Arc<LogFlusher>) -> Self {
+        Self { db, flusher }
     }
 
     fn read_entries(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, StoreError> {
@@ -218,35 +225,39 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok((entry.index(), bytes))
             })
             .collect::<Result<Vec<_>, StoreError>>();
-        let result = match records {
-            Ok(records) if records.is_empty() => Ok(()),
-            Ok(records) => {
-                db::blocking(&self.db, move |db| {
-                    let txn = db::begin_durable(db)?;
-                    {
-                        let mut log = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
-                        for (index, bytes) in &records {
-                            log.insert(*index, bytes.as_slice())
-                                .map_err(db::access(db::LOG_NAME))?;
-                        }
-                    }
-                    txn.commit().map_err(StoreError::Commit)
-                })
-                .await
-            }
-            Err(err) => Err(err),
-        };
-        match result {
-            Ok(()) => {
-                callback.io_completed(Ok(()));
-                Ok(())
-            }
+        let records = match records {
+            Ok(records) => records,
             Err(err) => {
                 let err = io::Error::from(err);
                 callback.io_completed(Err(io::Error::new(err.kind(), err.to_string())));
-                Err(err)
+                return Err(err);
             }
+        };
+        if records.is_empty() {
+            self.flusher.after_queued(&self.db, callback);
+            return Ok(());
         }
+        // Deferred: readable once this returns, as openraft requires, and made durable
+        // by the flusher's next commit before the callback runs.
+        let committed = db::blocking(&self.db, move |db| {
+            let txn = db::begin_deferred(db)?;
+            {
+                let mut log = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
+                for (index, bytes) in &records {
+                    log.insert(*index, bytes.as_slice())
+                        .map_err(db::access(db::LOG_NAME))?;
+                }
+            }
+            txn.commit().map_err(StoreError::Commit)
+        })
+        .await;
+        if let Err(err) = committed {
+            let err = io::Error::from(err);
+            callback.io_completed(Err(io::Error::new(err.kind(), err.to_string())));
+            return Err(err);
+        }
+        self.flusher.after_next_sync(&self.db, callback);
+        Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

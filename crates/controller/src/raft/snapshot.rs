@@ -254,6 +254,9 @@ impl SnapshotBuilder {
         let image = read_image(db)?;
         let meta = image.meta();
         let data = codec::encode(&image).map_err(StoreError::SnapshotEncode)?;
+        // The decoded state is the largest copy: gone before the file's copy is made, so a
+        // build peaks at two copies of the state, not three.
+        drop(image);
         files.save(&meta, &data, false)?;
         Ok(Snapshot {
             meta,
