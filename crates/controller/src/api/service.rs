@@ -8,9 +8,10 @@
 //!
 //! ```text
 //! call(caller, Request)
-//!   Apply  ─► access ─► read_barrier ─► read keys + namespaces ─► plan_apply ─► write(Batch)
-//!                                   ▲                                       │ lost a race
-//!                                   └────────── plan again (bounded) ◄───────┘
+//!   Apply  ─► access ─► read keys + namespaces ─► plan_apply ─► write(Batch)
+//!                       ▲  (this copy first)          │ writes nothing  │ lost a race
+//!                       │                             │ or refused      │ (bounded)
+//!                       └──── read_barrier ◄──────────┴─────────────────┘
 //!   Get/List ─► access ─► [read_barrier] ─► StateReader ─► scope filter
 //!   Delete ─► access ─► namespace empty? ─► Cluster::write(Delete)
 //! watch(caller, …) ─► access ─► WatchHub::watch ─► WatchStream
@@ -179,14 +180,27 @@ impl<C: Cluster> ApiService<C> {
         }
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let uids = self.uids(objects.len())?;
-        // Plan against the committed state, not a lagging local copy: otherwise a follower
-        // could answer Unchanged for an object the leader has since changed.
-        self.barrier(Consistency::Linearizable).await?;
+        // The first plan reads this controller's copy without a barrier: every write it
+        // makes expects the revision it read, so a copy that lags can only make Raft answer
+        // `Conflict`, never overwrite a newer object. An answer that writes nothing
+        // (unchanged, a dry run, a refusal) comes only from a copy read after a barrier:
+        // otherwise a lagging follower could answer Unchanged for an object the leader has
+        // since changed. On the leader the copy is current, and a write saves the round
+        // to a majority that a barrier costs.
+        let mut fresh = false;
         let mut attempt = 0;
         loop {
-            attempt += 1;
             let (stored, revision) = self.stored_for(&objects)?;
-            let plan = plan::plan_apply(&objects, &stored, &now, &uids)?;
+            let plan = match plan::plan_apply(&objects, &stored, &now, &uids) {
+                Ok(plan) if fresh || !(dry_run || plan.ops.is_empty()) => plan,
+                Err(err) if fresh => return Err(err),
+                Ok(_) | Err(_) => {
+                    self.barrier(Consistency::Linearizable).await?;
+                    fresh = true;
+                    continue;
+                }
+            };
+            attempt += 1;
             if dry_run || plan.ops.is_empty() {
                 let results = plan
                     .items
@@ -222,6 +236,9 @@ impl<C: Cluster> ApiService<C> {
                     if item.client_revision || attempt >= APPLY_ATTEMPTS {
                         return Err(plan::conflict(&item.key, item.current_revision, current));
                     }
+                    // Plan again from a copy that has seen the write that won.
+                    self.barrier(Consistency::Linearizable).await?;
+                    fresh = true;
                 }
                 raft::Response::NotFound { .. } | raft::Response::Unchanged { .. } => {
                     return Err(internal("raft answered a batch of puts with no write"));

@@ -607,3 +607,71 @@ async fn a_conflict_on_one_object_writes_none_of_the_apply() {
     .await;
     assert_eq!(error(b).code, ErrorCode::NotFound);
 }
+
+/// A controller whose copy lags: its reader shows `stale` (another store) until the first
+/// barrier, then the group's own. Counts barriers.
+struct Lagging {
+    inner: Arc<RaftCluster>,
+    stale: Arc<RaftCluster>,
+    caught_up: std::sync::atomic::AtomicBool,
+    barriers: std::sync::atomic::AtomicUsize,
+}
+
+impl Cluster for Lagging {
+    async fn write(
+        &self,
+        request: crate::raft::Request,
+    ) -> Result<crate::raft::Response, ClusterError> {
+        self.inner.write(request).await
+    }
+
+    async fn read_barrier(&self) -> Result<(), ClusterError> {
+        self.barriers.fetch_add(1, Ordering::SeqCst);
+        self.caught_up.store(true, Ordering::SeqCst);
+        self.inner.read_barrier().await
+    }
+
+    fn reader(&self) -> crate::raft::StateReader {
+        if self.caught_up.load(Ordering::SeqCst) {
+            self.inner.reader()
+        } else {
+            self.stale.reader()
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Applied> {
+        self.inner.subscribe()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_needs_no_barrier_but_an_unchanged_answer_comes_from_a_current_copy() {
+    let (inner, current) = service().await;
+    let (stale, old) = service().await;
+    // The lagging copy still holds value 1; the group has since written 2.
+    apply(&old, vec![config_map("a", "default", "web", "1")]).await;
+    apply(&current, vec![config_map("a", "default", "web", "2")]).await;
+    let lagging = Arc::new(Lagging {
+        inner: Arc::clone(&inner),
+        stale,
+        caught_up: false.into(),
+        barriers: 0.into(),
+    });
+    let service = ApiService::start(Arc::clone(&lagging), ApiOptions::default()).unwrap();
+
+    // Value 1 looks unchanged to the lagging copy: the answer must come after a barrier,
+    // and write it.
+    let (results, _) = applied(apply(&service, vec![config_map("a", "default", "web", "1")]).await);
+    assert_eq!(results[0].outcome, ApplyOutcome::Configured);
+    assert_eq!(lagging.barriers.load(Ordering::SeqCst), 1);
+    let Object::ConfigMap(now) = get(&current, key(Kind::ConfigMap, None, "a")).await else {
+        panic!("config map")
+    };
+    assert_eq!(now.data["k"], "1");
+
+    // A change planned on a current copy writes without a barrier.
+    let before = lagging.barriers.load(Ordering::SeqCst);
+    let (results, _) = applied(apply(&service, vec![config_map("b", "default", "web", "1")]).await);
+    assert_eq!(results[0].outcome, ApplyOutcome::Created);
+    assert_eq!(lagging.barriers.load(Ordering::SeqCst), before);
+}
