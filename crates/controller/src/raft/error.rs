@@ -39,6 +39,8 @@ pub enum StoreError {
     Durability(#[source] redb::SetDurabilityError),
     #[error("cannot commit the transaction")]
     Commit(#[source] redb::CommitError),
+    #[error("cannot abort the transaction")]
+    Abort(#[source] redb::StorageError),
     #[error("corrupted record in table {table} at key {key}")]
     Corrupted {
         table: &'static str,

@@ -1,54 +1,72 @@
-//! Group commit for log appends: the fsync that makes appended entries durable, taken off
-//! `append`'s path and shared by every append that queued while the previous one ran.
+//! Group commit for log appends: appended entries wait in memory, and one task writes
+//! everything queued in one durable redb commit, shared by every append that arrived
+//! while the previous commit ran.
 //!
-//! Owns the queue of flush callbacks and the task that empties it. Does not own writing the
-//! entries (`log_store::append` commits them, deferred, before it queues its callback) nor
-//! any other durable write (votes, truncations and purges commit durably themselves).
+//! Owns the entries appended but not yet on disk, the queue of flush callbacks, and the
+//! task that empties both. Does not own reading the log (`log_store` merges these entries
+//! with the table) nor any other durable write (votes, truncations and purges commit
+//! durably themselves, and drop what they remove from here too).
 //!
 //! ```text
-//! append ─► deferred commit (readable) ─► queue callback ─► return
-//!                                             │
-//!   flush task: take redb's write lock ─► take the queue ─► durable commit (fsync)
-//!               ─► io_completed(Ok) for each taken callback, in order ─► again, or stop
+//! append ─► entries + callback into the queue ─► return (readable from memory)
+//!                                   │
+//!   flush task: take redb's write lock ─► copy the queue ─► write the entries, durable
+//!               commit (fsync) ─► drop them from memory ─► io_completed(Ok) for each
+//!               callback, in order ─► again, or stop
 //! ```
 //!
-//! # Why this is durable
+//! # Why this is durable and readable
 //!
-//! A redb commit with `Durability::Immediate` makes every commit before it durable as well,
-//! deferred ones included. A callback is queued only after its entries' deferred commit has
-//! returned, and the task takes the queue only after it holds redb's write lock, which it
-//! cannot get while any commit is under way. So every callback taken was queued after its
-//! entries were committed, and the durable commit that follows covers them; a callback is
-//! called only after that commit returned. A power cut before then loses entries whose
-//! callback was never called, which openraft treats as never flushed (see
-//! `RaftLogStorage::append`: readable on return, durable on callback).
+//! An append puts its entries and its callback into the queue under one lock, so the task
+//! that takes a callback also takes its entries, and calls the callback only after the
+//! commit that wrote them returned. A power cut before then loses entries whose callback
+//! was never called, which openraft treats as never flushed (see `RaftLogStorage::append`:
+//! readable on return, durable on callback).
+//!
+//! Entries leave memory only after their commit, and a reader copies the entries in memory
+//! before it opens its read transaction: whatever is not in the copy was committed before
+//! the transaction began, so a reader never misses an entry (it may see one in both places,
+//! and keeps one). Truncations and purges take redb's write lock before they touch the
+//! entries here, as the task does before it copies them, so none of them runs while a
+//! commit of the task is being made.
 //!
 //! Callbacks are called in the order their appends ran. openraft keeps the highest
 //! flushed IO as a watermark, and only in-order completion keeps a lower one from standing
 //! for entries not yet synced.
 //!
-//! # Why a task and not a wait
+//! # Why memory, and a task
 //!
-//! With `append` waiting for its own fsync, the leader sent AppendEntries only after its
-//! sync returned, so leader sync, follower sync and apply ran one after the other. Now the
-//! leader replicates while its sync runs, and whatever openraft appends during one sync
-//! shares the next (group commit). The task runs on tokio's blocking pool and stops when
+//! openraft runs `append` (and `save_committed`) on its core task. An append that committed
+//! to redb itself waited for redb's one write lock, held for the length of an fsync by the
+//! previous flush or by an apply, and the core could do nothing else meanwhile: no
+//! replication, no new client writes. Now an append touches no disk and no lock but the
+//! queue's; the leader replicates while its sync runs, and whatever openraft appends during
+//! one sync shares the next commit. The task runs on tokio's blocking pool and stops when
 //! the queue is empty, so an idle store holds no thread and no handle on the database.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::mem;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::MutexGuard;
 use std::sync::PoisonError;
 
+use openraft::entry::RaftEntry;
 use openraft::storage::IOFlushed;
 use redb::Database;
 
+use super::codec;
 use super::db;
+use super::db::LOG;
 use super::error::StoreError;
+use super::types::Entry;
+use super::types::LogId;
 use super::types::TypeConfig;
 
-/// The queue of appends waiting for a durable commit. One per database.
+/// The entries appended but not yet durable, and the callbacks waiting for them. One per
+/// database.
 #[derive(Debug, Default)]
 pub(crate) struct LogFlusher {
     state: Mutex<FlushState>,
@@ -56,6 +74,11 @@ pub(crate) struct LogFlusher {
 
 #[derive(Default)]
 struct FlushState {
+    /// Appended entries not yet in the log table, by index, each with the number of the
+    /// append that brought it.
+    entries: BTreeMap<u64, (u64, Entry)>,
+    /// Appends so far.
+    appends: u64,
     waiting: Vec<IOFlushed<TypeConfig>>,
     /// Whether a flush task is running (it empties `waiting` before it stops).
     running: bool,
@@ -64,6 +87,7 @@ struct FlushState {
 impl std::fmt::Debug for FlushState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FlushState")
+            .field("entries", &self.entries.len())
             .field("waiting", &self.waiting.len())
             .field("running", &self.running)
             .finish()
@@ -71,15 +95,25 @@ impl std::fmt::Debug for FlushState {
 }
 
 impl LogFlusher {
-    /// Calls `callback` once a durable commit has followed. Call it only after the commit
-    /// of the entries it stands for has returned.
-    pub(crate) fn after_next_sync(
+    fn lock(&self) -> MutexGuard<'_, FlushState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `entries` readable from memory and calls `callback` once a durable commit has
+    /// written them.
+    pub(crate) fn append(
         self: &Arc<Self>,
         db: &Arc<Database>,
+        entries: Vec<Entry>,
         callback: IOFlushed<TypeConfig>,
     ) {
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.lock();
+            state.appends += 1;
+            let append = state.appends;
+            for entry in entries {
+                state.entries.insert(entry.index(), (append, entry));
+            }
             state.waiting.push(callback);
             !mem::replace(&mut state.running, true)
         };
@@ -100,39 +134,103 @@ impl LogFlusher {
         db: &Arc<Database>,
         callback: IOFlushed<TypeConfig>,
     ) {
-        let idle = !self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .running;
+        let idle = !self.lock().running;
         // `running` is cleared only with the queue empty, and only appends (which the core
         // runs one at a time) queue: idle stays idle until this returns.
         if idle {
             callback.io_completed(Ok(()));
         } else {
-            self.after_next_sync(db, callback);
+            self.append(db, Vec::new(), callback);
         }
     }
 
-    /// Commits durably and calls back, until nothing waits.
+    /// Copies of the entries in memory within `(start, end)`. Call before opening the read
+    /// transaction the rest of the range comes from (see the module doc).
+    pub(crate) fn read(&self, start: Bound<u64>, end: Bound<u64>) -> Vec<Entry> {
+        self.lock()
+            .entries
+            .range((start, end))
+            .map(|(_, (_, entry))| entry.clone())
+            .collect()
+    }
+
+    /// The last entry in memory, which is the last of the log when there is one.
+    pub(crate) fn last(&self) -> Option<LogId> {
+        self.lock()
+            .entries
+            .last_key_value()
+            .map(|(_, (_, entry))| entry.log_id())
+    }
+
+    /// Drops the entries in memory from `first` on. Call holding redb's write lock (inside
+    /// the truncation's write transaction).
+    pub(crate) fn truncate_from(&self, first: u64) {
+        drop(self.lock().entries.split_off(&first));
+    }
+
+    /// Drops the entries in memory up to `last`, inclusive. Call holding redb's write lock.
+    pub(crate) fn purge_up_to(&self, last: u64) {
+        let mut state = self.lock();
+        match last.checked_add(1) {
+            Some(first_kept) => state.entries = state.entries.split_off(&first_kept),
+            None => state.entries.clear(),
+        }
+    }
+
+    /// Writes and commits durably, and calls back, until nothing waits.
     fn run(&self, db: &Database) {
         loop {
             // The write lock first, then the queue: see the module doc.
             let txn = db::begin_durable(db);
-            let batch = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let (batch, entries) = {
+                let mut state = self.lock();
                 if state.waiting.is_empty() {
                     state.running = false;
                     return;
                 }
-                mem::take(&mut state.waiting)
+                let entries: Vec<(u64, Entry)> = state.entries.values().cloned().collect();
+                (mem::take(&mut state.waiting), entries)
             };
-            // An empty transaction: its commit writes the header and syncs, which is all
-            // that the deferred commits before it need.
-            let result = txn.and_then(|txn| txn.commit().map_err(StoreError::Commit));
+            // Nothing in memory means every entry appended so far is in a durable commit
+            // (entries leave memory only after theirs, and truncations commit durably):
+            // the callbacks taken (appends of nothing, or of entries truncated since) need
+            // no sync of their own.
+            let result = match txn {
+                Ok(txn) if entries.is_empty() => txn.abort().map_err(StoreError::Abort),
+                txn => txn.and_then(|txn| write_entries(txn, &entries)),
+            };
+            if result.is_ok() {
+                let mut state = self.lock();
+                for (append, entry) in &entries {
+                    // An entry appended again at the same index since the copy stays.
+                    if state
+                        .entries
+                        .get(&entry.index())
+                        .is_some_and(|(kept, _)| kept == append)
+                    {
+                        state.entries.remove(&entry.index());
+                    }
+                }
+            }
             complete(batch, &result);
         }
     }
+}
+
+/// Writes `entries` into the log table and commits `txn`.
+fn write_entries(txn: redb::WriteTransaction, entries: &[(u64, Entry)]) -> Result<(), StoreError> {
+    {
+        let mut log = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
+        for (_, entry) in entries {
+            let bytes = codec::encode(entry).map_err(|source| StoreError::Encode {
+                table: db::LOG_NAME,
+                source,
+            })?;
+            log.insert(entry.index(), bytes.as_slice())
+                .map_err(db::access(db::LOG_NAME))?;
+        }
+    }
+    txn.commit().map_err(StoreError::Commit)
 }
 
 fn complete(batch: Vec<IOFlushed<TypeConfig>>, result: &Result<(), StoreError>) {

@@ -6,25 +6,30 @@
 //!
 //! ```text
 //! save_vote / truncate_after / purge ─► one durable redb commit each ─► return
-//! append ─► deferred commit ─► queue the callback ─► return
-//!                                   └─► flusher: durable commit ─► io_completed
-//! save_committed ─► deferred commit (rides on the next durable one)
+//! append ─► entries and callback to the flusher (memory) ─► return
+//!                 └─► flusher: write, durable commit ─► io_completed
+//! save_committed ─► memory ─► written by the next apply, in its transaction
+//! reads ─► entries in memory + the log table
 //! ```
 //!
 //! What openraft requires, and how: the vote, truncations and purges are durable when they
-//! return. Appended entries are readable when `append` returns (their deferred commit is
-//! visible to every later read transaction) and durable when the callback runs (the
-//! flusher calls it only after a durable commit that followed; see `flush` for why that
-//! covers them). Not waiting for the sync in `append` lets openraft replicate the entries
-//! while the leader's own sync runs. `save_committed` is deferred, as openraft allows
-//! (losing it only delays re-applying entries after a restart). Writes that would change
-//! nothing (the same vote, a truncation or purge with nothing to remove) write nothing.
+//! return. Appended entries are readable when `append` returns (from the flusher's memory
+//! until their commit, then from the table) and durable when the callback runs (the
+//! flusher calls it only after the commit that wrote them; see `flush`). `append` and
+//! `save_committed` run on openraft's core task, so neither waits for redb's write lock:
+//! the committed id is kept in a [`CommittedSlot`] and written by the state machine's next
+//! apply (openraft applies right after it saves), deferred like the apply, as openraft
+//! allows (losing it only delays re-applying entries after a restart). Writes that would
+//! change nothing (the same vote, a truncation or purge with nothing to remove) write
+//! nothing.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::Bound;
 use std::ops::RangeBounds;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::PoisonError;
 
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
@@ -47,23 +52,51 @@ use super::types::LogId;
 use super::types::TypeConfig;
 use super::types::Vote;
 
+/// The committed log id openraft saved last, until an apply writes it. One per database.
+#[derive(Debug, Default)]
+pub(crate) struct CommittedSlot {
+    saved: Mutex<Option<Option<LogId>>>,
+}
+
+impl CommittedSlot {
+    fn save(&self, committed: Option<LogId>) {
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(committed);
+    }
+
+    /// What was saved since the store opened, if anything: `Some(None)` is a saved "none".
+    pub(crate) fn saved(&self) -> Option<Option<LogId>> {
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The Raft log storage. Cheap to clone: clones share one database, and a clone is also the
 /// log reader handed to replication tasks.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     flusher: Arc<LogFlusher>,
+    committed: Arc<CommittedSlot>,
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<Database>, flusher: Arc<LogFlusher>) -> Self {
-        Self { db, flusher }
+    pub(crate) fn new(
+        db: Arc<Database>,
+        flusher: Arc<LogFlusher>,
+        committed: Arc<CommittedSlot>,
+    ) -> Self {
+        Self {
+            db,
+            flusher,
+            committed,
+        }
     }
 
     fn read_entries(&self, start: Bound<u64>, end: Bound<u64>) -> Result<Vec<Entry>, StoreError> {
         if range_is_empty(start, end) {
             return Ok(Vec::new());
         }
+        // Memory first, then the table: see `flush` for why nothing falls in between.
+        let in_memory = self.flusher.read(start, end);
         let txn = self.db.begin_read().map_err(StoreError::Begin)?;
         let table = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
         let mut entries: Vec<Entry> = Vec::new();
@@ -83,10 +116,25 @@ impl LogStore {
             }
             entries.push(decode_entry(index, value.value())?);
         }
+        for entry in in_memory {
+            let index = entry.index();
+            match entries.last().map(|e| e.index()) {
+                // Committed since the copy was taken: the table's copy is the same entry.
+                Some(previous) if index <= previous => continue,
+                Some(previous) if previous + 1 != index => {
+                    return Err(StoreError::LogHole {
+                        previous,
+                        found: index,
+                    });
+                }
+                _ => entries.push(entry),
+            }
+        }
         Ok(entries)
     }
 
     fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+        let last_in_memory = self.flusher.last();
         let txn = self.db.begin_read().map_err(StoreError::Begin)?;
         let meta = txn
             .open_table(LOG_META)
@@ -98,7 +146,7 @@ impl LogStore {
             None => None,
         };
         Ok(LogState {
-            last_log_id: last.or(last_purged_log_id),
+            last_log_id: last_in_memory.or(last).or(last_purged_log_id),
             last_purged_log_id,
         })
     }
@@ -179,31 +227,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        db::blocking(&self.db, move |db| {
-            let txn = db::begin_deferred(db)?;
-            {
-                let mut meta = txn
-                    .open_table(LOG_META)
-                    .map_err(db::open_table(db::LOG_META_NAME))?;
-                if db::read_meta(&meta, &db::COMMITTED)? == committed {
-                    return Ok(());
-                }
-                match &committed {
-                    Some(log_id) => db::write_meta(&mut meta, &db::COMMITTED, log_id)?,
-                    None => {
-                        meta.remove(db::COMMITTED.name)
-                            .map_err(db::access(db::LOG_META_NAME))?;
-                    }
-                }
-            }
-            txn.commit().map_err(StoreError::Commit)
-        })
-        .await?;
+        self.committed.save(committed);
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(db::read_meta_now(&self.db, &db::COMMITTED)?)
+        match self.committed.saved() {
+            Some(committed) => Ok(committed),
+            None => Ok(db::read_meta_now(&self.db, &db::COMMITTED)?),
+        }
     }
 
     async fn append<I>(
@@ -215,55 +247,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let records = entries
-            .into_iter()
-            .map(|entry| {
-                let bytes = codec::encode(&entry).map_err(|source| StoreError::Encode {
-                    table: db::LOG_NAME,
-                    source,
-                })?;
-                Ok((entry.index(), bytes))
-            })
-            .collect::<Result<Vec<_>, StoreError>>();
-        let records = match records {
-            Ok(records) => records,
-            Err(err) => {
-                let err = io::Error::from(err);
-                callback.io_completed(Err(io::Error::new(err.kind(), err.to_string())));
-                return Err(err);
-            }
-        };
-        if records.is_empty() {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if entries.is_empty() {
             self.flusher.after_queued(&self.db, callback);
-            return Ok(());
+        } else {
+            self.flusher.append(&self.db, entries, callback);
         }
-        // Deferred: readable once this returns, as openraft requires, and made durable
-        // by the flusher's next commit before the callback runs.
-        let committed = db::blocking(&self.db, move |db| {
-            let txn = db::begin_deferred(db)?;
-            {
-                let mut log = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
-                for (index, bytes) in &records {
-                    log.insert(*index, bytes.as_slice())
-                        .map_err(db::access(db::LOG_NAME))?;
-                }
-            }
-            txn.commit().map_err(StoreError::Commit)
-        })
-        .await;
-        if let Err(err) = committed {
-            let err = io::Error::from(err);
-            callback.io_completed(Err(io::Error::new(err.kind(), err.to_string())));
-            return Err(err);
-        }
-        self.flusher.after_next_sync(&self.db, callback);
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let first_removed = last_log_id.map_or(0, |id| id.index.saturating_add(1));
+        let flusher = Arc::clone(&self.flusher);
         db::blocking(&self.db, move |db| {
             let txn = db::begin_durable(db)?;
+            // Holding the write lock, as the flusher does when it copies: see `flush`.
+            flusher.truncate_from(first_removed);
             {
                 let mut log = txn.open_table(LOG).map_err(db::open_table(db::LOG_NAME))?;
                 let last = log
@@ -283,8 +282,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let flusher = Arc::clone(&self.flusher);
         db::blocking(&self.db, move |db| {
             let txn = db::begin_durable(db)?;
+            flusher.purge_up_to(log_id.index);
             {
                 let mut meta = txn
                     .open_table(LOG_META)

@@ -28,20 +28,21 @@
 //! applies take turns; in exchange the file has a single order of commits, and that is what
 //! lets applies skip their fsync. Log writes (`save_vote`, `truncate_after`, `purge`)
 //! and `install_snapshot` commit with `Durability::Immediate`: one fsync each, before they
-//! return. `append` commits its entries deferred and returns; a durable commit of the
-//! flusher (`flush`), shared by every append queued meanwhile, comes before its flush
-//! callback, so the leader replicates while its own fsync runs. By default
-//! ([`ApplyDurability::Deferred`]) applies and `save_committed` commit with
-//! `Durability::None`: redb keeps them in memory and the next durable commit — usually the
-//! flush of the next append, which pays for an fsync anyway — writes them out, or the database's close
-//! does. After a power cut the state machine is therefore at some earlier log position,
-//! never a mixture, never ahead of the durable log and never behind a durable purge;
-//! openraft re-applies up to the recovered `committed` on start, and the rest comes back
-//! with the group's next commit (a new leader commits a blank entry at once). Until then a
-//! restarted node serves older reads: the node wiring should use `Raft::wait_for_recovery`
-//! or linearizable reads. `tests/power_cut.rs` checks all of this at every possible cut.
-//! [`ApplyDurability::Immediate`] makes applies durable on return, for one more fsync per
-//! applied batch.
+//! return. `append` hands its entries to the flusher (`flush`) and returns: they are read
+//! from memory until one durable commit writes everything appended meanwhile, and their
+//! flush callback follows that commit, so the leader replicates while its own fsync runs
+//! and openraft's core never waits for redb's lock. `save_committed` keeps the id in memory
+//! for the next apply to write. By default ([`ApplyDurability::Deferred`]) applies commit
+//! with `Durability::None`: redb keeps them in memory and the next durable commit — usually
+//! the flush of the next append, which pays for an fsync anyway — writes them out, or the
+//! database's close does. After a power cut the state machine is therefore at some earlier
+//! log position, never a mixture, never ahead of the durable log and never behind a durable
+//! purge; openraft re-applies up to the recovered `committed` on start, and the rest comes
+//! back with the group's next commit (a new leader commits a blank entry at once). Until
+//! then a restarted node serves older reads: the node wiring should use
+//! `Raft::wait_for_recovery` or linearizable reads. `tests/power_cut.rs` checks all of this
+//! at every possible cut. [`ApplyDurability::Immediate`] makes applies durable on return,
+//! for one more fsync per applied batch.
 //!
 //! Two files could not defer anything: with no order between their commits, an apply made
 //! durable by nothing could be older or newer than the log after a cut, so both files
@@ -49,17 +50,17 @@
 //!
 //! # Disk writes
 //!
-//! One `append` is a deferred redb commit of the entries, then at most one durable commit
-//! (the changed B-tree pages up to the roots, the header, and one fsync), shared with every
-//! append queued meanwhile. Measured here (`tests/durability.rs`, a 2-core VM, each append
-//! waiting for its flush): about 20 KiB written and 0.3–2 ms for a one-entry append, 27 KiB
-//! for a ten-entry batch (openraft hands `append` a batch, and a batch is one commit). A whole client write (append, save
-//! committed, apply) is one fsync and about 52 KiB with deferred applies, against two
-//! fsyncs and 62 KiB with immediate ones. Nothing is written when nothing changes:
-//! re-saving the same vote or committed id, an empty append or apply, a truncation or purge
-//! with nothing to remove return without a commit, and opening an existing store adds no
-//! commit (redb itself rewrites its header on open, and writes its allocator state on
-//! close).
+//! One `append` is at most one durable commit (the entries, the changed B-tree pages up to
+//! the roots, the header, and one fsync), shared with every append queued meanwhile.
+//! Measured here (`tests/durability.rs`, a 2-core VM, each append waiting for its flush):
+//! about 20 KiB written and 0.3–2 ms for a one-entry append, 27 KiB for a ten-entry batch
+//! (openraft hands `append` a batch, and a batch is one commit). A whole client write
+//! (append, save committed, apply) is one fsync and about 45 KiB with deferred applies,
+//! against two fsyncs and 50 KiB with immediate ones. Nothing is written when nothing
+//! changes: re-saving the same vote or committed id, an empty append or apply, a
+//! truncation or purge with nothing to remove return without a commit, and opening an
+//! existing store adds no commit (redb itself rewrites its header on open, and writes its
+//! allocator state on close).
 //!
 //! # Records
 //!
@@ -174,6 +175,8 @@ pub struct Storage {
     db: Arc<redb::Database>,
     /// Shared by every log store handle: one queue, so callbacks complete in append order.
     flusher: Arc<flush::LogFlusher>,
+    /// Shared by the log store (which saves it) and the state machine (which writes it).
+    committed: Arc<log_store::CommittedSlot>,
     snapshot_files: Arc<snapshot::SnapshotFiles>,
     apply_durability: ApplyDurability,
     feed: tokio::sync::broadcast::Sender<Applied>,
@@ -220,6 +223,7 @@ impl Storage {
         Ok(Self {
             db: Arc::new(db),
             flusher: Arc::new(flush::LogFlusher::default()),
+            committed: Arc::new(log_store::CommittedSlot::default()),
             snapshot_files: Arc::new(snapshot::SnapshotFiles::new(dir.to_path_buf())),
             apply_durability: options.apply_durability,
             feed: tokio::sync::broadcast::channel(FEED_CAPACITY).0,
@@ -228,7 +232,11 @@ impl Storage {
 
     /// The Raft log store to hand to openraft.
     pub fn log_store(&self) -> LogStore {
-        LogStore::new(Arc::clone(&self.db), Arc::clone(&self.flusher))
+        LogStore::new(
+            Arc::clone(&self.db),
+            Arc::clone(&self.flusher),
+            Arc::clone(&self.committed),
+        )
     }
 
     /// The state machine to hand to openraft.
@@ -238,6 +246,7 @@ impl Storage {
             Arc::clone(&self.snapshot_files),
             self.apply_durability,
             self.feed.clone(),
+            Arc::clone(&self.committed),
         )
     }
 

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! committed entries ─► one write txn: plan each request, write objects,
-//!                      last_applied, membership, revision ─► deferred commit ─► responses
+//!                      last_applied, membership, revision, the log's committed id
+//!                      ─► deferred commit ─► responses
 //! ```
 //!
 //! Effects, `last_applied` and membership share a transaction, so the state machine is
@@ -31,9 +32,11 @@ use tokio::sync::broadcast;
 use super::ApplyDurability;
 use super::apply::plan_request;
 use super::db;
+use super::db::LOG_META;
 use super::db::OBJECTS;
 use super::db::SM_META;
 use super::error::StoreError;
+use super::log_store::CommittedSlot;
 use super::snapshot;
 use super::snapshot::Snapshot;
 use super::snapshot::SnapshotBuilder;
@@ -55,6 +58,8 @@ pub struct StateMachine {
     snapshot_files: Arc<SnapshotFiles>,
     durability: ApplyDurability,
     feed: broadcast::Sender<Applied>,
+    /// The log's committed id, written with each apply (see `log_store`).
+    committed: Arc<CommittedSlot>,
 }
 
 impl StateMachine {
@@ -63,12 +68,14 @@ impl StateMachine {
         snapshot_files: Arc<SnapshotFiles>,
         durability: ApplyDurability,
         feed: broadcast::Sender<Applied>,
+        committed: Arc<CommittedSlot>,
     ) -> Self {
         Self {
             db,
             snapshot_files,
             durability,
             feed,
+            committed,
         }
     }
 
@@ -77,6 +84,7 @@ impl StateMachine {
     fn apply_entries(
         db: &Database,
         durability: ApplyDurability,
+        committed: &CommittedSlot,
         entries: Vec<Entry>,
     ) -> Result<(Vec<Response>, Vec<Applied>), StoreError> {
         let txn = match durability {
@@ -126,6 +134,9 @@ impl StateMachine {
         if responses.is_empty() {
             return Ok((responses, applied));
         }
+        if let Some(committed) = committed.saved() {
+            write_committed(&txn, committed)?;
+        }
         txn.commit().map_err(StoreError::Commit)?;
         Ok((responses, applied))
     }
@@ -139,6 +150,26 @@ impl StateMachine {
         let last_applied = db::read_meta(&meta, &db::LAST_APPLIED)?;
         let membership = db::read_meta(&meta, &db::MEMBERSHIP)?.unwrap_or_default();
         Ok((last_applied, membership))
+    }
+}
+
+/// Writes the log's committed id, unless it is already stored.
+fn write_committed(
+    txn: &redb::WriteTransaction,
+    committed: Option<LogId>,
+) -> Result<(), StoreError> {
+    let mut meta = txn
+        .open_table(LOG_META)
+        .map_err(db::open_table(db::LOG_META_NAME))?;
+    if db::read_meta(&meta, &db::COMMITTED)? == committed {
+        return Ok(());
+    }
+    match &committed {
+        Some(log_id) => db::write_meta(&mut meta, &db::COMMITTED, log_id),
+        None => meta
+            .remove(db::COMMITTED.name)
+            .map(drop)
+            .map_err(db::access(db::LOG_META_NAME)),
     }
 }
 
@@ -194,8 +225,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             responders.push(responder);
         }
         let durability = self.durability;
+        let committed = Arc::clone(&self.committed);
         let (responses, applied) = db::blocking(&self.db, move |db| {
-            Self::apply_entries(db, durability, batch)
+            Self::apply_entries(db, durability, &committed, batch)
         })
         .await?;
         // After the commit, so a receiver that reads the store sees what it was told.

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use openraft::RaftSnapshotBuilder;
+use openraft::entry::RaftEntry;
+use openraft::storage::IOFlushed;
 use openraft::storage::RaftLogReader;
 use openraft::storage::RaftLogStorage;
 use openraft::storage::RaftStateMachine;
+use openraft::type_config::TypeConfigExt;
 
 use super::disk::CountingBackend;
 use super::disk::DiskCounters;
@@ -15,6 +18,7 @@ use super::*;
 use crate::raft::ApplyDurability;
 use crate::raft::Storage;
 use crate::raft::StorageOptions;
+use crate::raft::TypeConfig;
 
 fn open_counted(dir: &std::path::Path) -> (Storage, Arc<DiskCounters>) {
     open_counted_with(dir, ApplyDurability::Deferred)
@@ -218,4 +222,77 @@ async fn client_write_cost_under_both_apply_durabilities() {
             (after.1 - before.1) as f64 / WRITES as f64,
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_readable_before_their_commit_and_truncation_reaches_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path(), &StorageOptions::default()).unwrap();
+    let mut log = storage.log_store();
+    append(&mut log, vec![put_entry(1, 1)]).await.unwrap();
+
+    // Another writer holds redb's lock: the appends below cannot reach the table yet.
+    let held = storage.db.begin_write().unwrap();
+    let (tx, mut flushed) = TypeConfig::oneshot();
+    let entries: Vec<_> = (2..=4).map(|i| put_entry(1, i)).collect();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        log.append(entries.clone(), IOFlushed::signal(tx)),
+    )
+    .await
+    .expect("append waited for redb's write lock")
+    .unwrap();
+    let read = log.try_get_log_entries(1..5).await.unwrap();
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[1..], entries[..]);
+    let state = log.get_log_state().await.unwrap();
+    assert_eq!(state.last_log_id, Some(log_id(1, 4)));
+    assert!(flushed.try_recv().is_err(), "flushed before any commit");
+    drop(held);
+    flushed.await.unwrap().unwrap();
+
+    // Entries from a deposed leader, truncated before they were written, stay gone.
+    let held = storage.db.begin_write().unwrap();
+    let (tx, flushed) = TypeConfig::oneshot();
+    log.append(
+        vec![put_entry(1, 5), put_entry(1, 6)],
+        IOFlushed::signal(tx),
+    )
+    .await
+    .unwrap();
+    let truncate = {
+        let mut log = log.clone();
+        tokio::spawn(async move { log.truncate_after(Some(log_id(1, 4))).await })
+    };
+    drop(held);
+    truncate.await.unwrap().unwrap();
+    flushed.await.unwrap().unwrap();
+    append(&mut log, vec![put_entry(2, 5)]).await.unwrap();
+    let read = log.try_get_log_entries(1..10).await.unwrap();
+    assert_eq!(read.last().map(|e| e.log_id()), Some(log_id(2, 5)));
+    assert_eq!(read.len(), 5);
+    drop(log);
+    drop(storage);
+    let storage = reopen(dir.path()).await;
+    let read = storage
+        .log_store()
+        .try_get_log_entries(1..10)
+        .await
+        .unwrap();
+    assert_eq!(read.last().map(|e| e.log_id()), Some(log_id(2, 5)));
+    assert_eq!(read.len(), 5);
+}
+
+/// Opens the store again once the flush task that outlives its last callback by a moment
+/// has let go of the database.
+async fn reopen(dir: &std::path::Path) -> Storage {
+    for _ in 0..500 {
+        match Storage::open(dir, &StorageOptions::default()) {
+            Err(crate::raft::StoreError::Open(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the database stayed open for 5 s after its last handle was dropped");
 }
