@@ -36,6 +36,17 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(bytes)
 }
 
+/// Encodes `value` behind the version byte into `out`, as [`encode`] would into memory.
+pub fn encode_to<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut impl std::io::Write,
+) -> Result<(), CodecError> {
+    out.write_all(&[FORMAT_VERSION])
+        .map_err(|_| CodecError::Encode(postcard::Error::SerializeBufferFull))?;
+    postcard::to_io(value, out).map_err(CodecError::Encode)?;
+    Ok(())
+}
+
 /// Decodes a record written by [`encode`] with the same type.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;

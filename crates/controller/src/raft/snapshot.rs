@@ -5,7 +5,8 @@
 //! transfer: the network layer sends the bytes whole and enforces its own size limit.
 //!
 //! ```text
-//! build:   read txn ─► SnapshotImage ─► encode ─► snapshot.bin.tmp ─fsync─► rename ─fsync dir
+//! build:   read txn ─► objects encoded one by one ─► image bytes ─► snapshot.bin.tmp
+//!          ─fsync─► rename ─fsync dir
 //! install: snapshot.bin (as above) ─► one durable write txn replacing all state
 //! ```
 //!
@@ -16,8 +17,8 @@
 //! beside installs: `SnapshotFiles` makes writers take turns and keeps a late build from
 //! replacing a newer snapshot.
 
+use std::cell::RefCell;
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use openraft::RaftSnapshotBuilder;
 use redb::Database;
 use redb::ReadableDatabase;
 use redb::ReadableTable;
+use redb::ReadableTableMetadata;
 use serde::Deserialize;
 use serde::Serialize;
 
@@ -54,15 +56,6 @@ pub(crate) struct SnapshotImage {
     pub(crate) objects: Vec<(ObjectKey, StoredObject)>,
 }
 
-impl SnapshotImage {
-    fn meta(&self) -> SnapshotMeta {
-        SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.membership.clone(),
-        }
-    }
-}
-
 /// The snapshot file: metadata next to the image bytes, so the metadata is read without
 /// decoding every object.
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,7 +67,95 @@ struct SnapshotFile {
 /// A snapshot as openraft moves it: metadata plus the encoded image.
 pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
 
-/// Reads the whole state in one read transaction.
+/// Encodes the whole state, as of one read transaction, into the bytes of a
+/// [`SnapshotImage`] and returns them with the image's metadata. Objects go from the
+/// table into the encoding one at a time: the decoded state (many small allocations, the
+/// largest copy of all) is never held whole.
+pub(crate) fn encode_image(db: &Database) -> Result<(SnapshotMeta, Vec<u8>), StoreError> {
+    let txn = db.begin_read().map_err(StoreError::Begin)?;
+    let meta = txn
+        .open_table(SM_META)
+        .map_err(db::open_table(db::SM_META_NAME))?;
+    let last_applied = db::read_meta(&meta, &db::LAST_APPLIED)?;
+    let membership = db::read_meta(&meta, &db::MEMBERSHIP)?.unwrap_or_default();
+    let revision = db::read_meta(&meta, &db::REVISION)?.unwrap_or(0);
+    let table = txn
+        .open_table(OBJECTS)
+        .map_err(db::open_table(db::OBJECTS_NAME))?;
+    let objects = TableObjects {
+        table: &table,
+        failed: RefCell::new(None),
+    };
+    let image = StreamedImage {
+        last_applied,
+        membership: &membership,
+        revision,
+        objects: &objects,
+    };
+    let encoded = codec::encode(&image);
+    if let Some(err) = objects.failed.into_inner() {
+        return Err(err);
+    }
+    let data = encoded.map_err(StoreError::SnapshotEncode)?;
+    let meta = SnapshotMeta {
+        last_log_id: last_applied,
+        last_membership: membership,
+    };
+    Ok((meta, data))
+}
+
+/// A [`SnapshotImage`] whose objects are read from the table while it is encoded: the
+/// fields and their order are the image's, so the bytes are the same.
+#[derive(Serialize)]
+struct StreamedImage<'a, 't> {
+    last_applied: Option<LogId>,
+    membership: &'a StoredMembership,
+    revision: u64,
+    objects: &'a TableObjects<'t>,
+}
+
+/// The `objects` table as a sequence of `(ObjectKey, StoredObject)`, decoded one by one.
+/// A record that fails to read or decode ends the encoding; its error is kept in `failed`.
+struct TableObjects<'t> {
+    table: &'t redb::ReadOnlyTable<(&'static str, &'static str, &'static str), &'static [u8]>,
+    failed: RefCell<Option<StoreError>>,
+}
+
+impl Serialize for TableObjects<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        use serde::ser::SerializeSeq as _;
+        let fail = |err: StoreError| {
+            let text = err.to_string();
+            *self.failed.borrow_mut() = Some(err);
+            S::Error::custom(text)
+        };
+        let len = self
+            .table
+            .len()
+            .map_err(db::access(db::OBJECTS_NAME))
+            .map_err(fail)?;
+        let len = usize::try_from(len)
+            .map_err(|_| S::Error::custom("more objects than this machine can count"))?;
+        let mut seq = serializer.serialize_seq(Some(len))?;
+        let items = self
+            .table
+            .iter()
+            .map_err(db::access(db::OBJECTS_NAME))
+            .map_err(fail)?;
+        for item in items {
+            let (key, value) = item.map_err(db::access(db::OBJECTS_NAME)).map_err(fail)?;
+            let (kind, namespace, name) = key.value();
+            let key = ObjectKey::new(kind, namespace, name);
+            let object = db::decode_object(&key, value.value()).map_err(fail)?;
+            seq.serialize_element(&(key, object))?;
+        }
+        seq.end()
+    }
+}
+
+/// Reads the whole state, decoded, in one read transaction: what [`encode_image`] streams.
+#[cfg(test)]
 pub(crate) fn read_image(db: &Database) -> Result<SnapshotImage, StoreError> {
     let txn = db.begin_read().map_err(StoreError::Begin)?;
     let meta = txn
@@ -195,8 +276,6 @@ impl SnapshotFiles {
             *on_disk = Some(current);
             return Ok(());
         }
-        let bytes =
-            codec::encode(&SnapshotFileRef { meta, data }).map_err(StoreError::SnapshotEncode)?;
         let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
         let path = self.dir.join(SNAPSHOT_FILE);
         let failed = |step: &'static str, path: &Path| {
@@ -204,8 +283,17 @@ impl SnapshotFiles {
             move |source| StoreError::SnapshotFile { step, path, source }
         };
         *on_disk = None;
-        let mut out = fs::File::create(&tmp).map_err(failed("create", &tmp))?;
-        out.write_all(&bytes).map_err(failed("write", &tmp))?;
+        let out = fs::File::create(&tmp).map_err(failed("create", &tmp))?;
+        // Encoded straight into the file: no second in-memory copy of the image.
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+        // Metadata and bytes always encode: a failure here is the file's.
+        codec::encode_to(&SnapshotFileRef { meta, data }, &mut out)
+            .map_err(std::io::Error::other)
+            .map_err(failed("write", &tmp))?;
+        let out = out
+            .into_inner()
+            .map_err(|err| err.into_error())
+            .map_err(failed("write", &tmp))?;
         out.sync_all().map_err(failed("sync", &tmp))?;
         drop(out);
         fs::rename(&tmp, &path).map_err(failed("rename into place the", &path))?;
@@ -242,6 +330,20 @@ impl SnapshotFiles {
     }
 }
 
+/// Hands the heap memory freed by a dropped state image back to the kernel. An image is
+/// one small allocation per object, and glibc keeps freed small chunks in its heap for
+/// reuse: measured on one member under 64 writers, at about 263,000 objects it held
+/// 294 MB, 84 MB after a trim. Called after each build and install (one per
+/// `snapshot_every` entries applied), it costs a walk of the free lists.
+pub(crate) fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim works on glibc's own free lists under glibc's locks; it touches no
+    // memory that is in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Builds a snapshot of the state as of the moment `build_snapshot` starts.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
@@ -251,12 +353,9 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     fn build(db: &Database, files: &SnapshotFiles) -> Result<Snapshot, StoreError> {
-        let image = read_image(db)?;
-        let meta = image.meta();
-        let data = codec::encode(&image).map_err(StoreError::SnapshotEncode)?;
-        // The decoded state is the largest copy: gone before the file's copy is made, so a
-        // build peaks at two copies of the state, not three.
-        drop(image);
+        // One encoded copy of the state: the file is written from it, and openraft keeps it.
+        let (meta, data) = encode_image(db)?;
+        release_freed_memory();
         files.save(&meta, &data, false)?;
         Ok(Snapshot {
             meta,
@@ -288,6 +387,30 @@ mod tests {
 
     fn on_disk(files: &SnapshotFiles) -> Vec<u8> {
         files.load().unwrap().unwrap().snapshot
+    }
+
+    #[tokio::test]
+    async fn a_streamed_image_is_the_encoded_image_and_round_trips() {
+        use crate::raft::tests::{apply, put_entry};
+        let dir = tempfile::tempdir().unwrap();
+        let storage =
+            crate::raft::Storage::open(dir.path(), &crate::raft::StorageOptions::default())
+                .unwrap();
+        let db = storage.database();
+        let (meta, empty) = encode_image(db).unwrap();
+        assert_eq!(meta.last_log_id, None);
+        assert_eq!(empty, codec::encode(&read_image(db).unwrap()).unwrap());
+
+        let mut sm = storage.state_machine();
+        apply(&mut sm, (1..=300).map(|i| put_entry(1, i)).collect())
+            .await
+            .unwrap();
+        let (meta, data) = encode_image(db).unwrap();
+        let image = read_image(db).unwrap();
+        assert_eq!(image.objects.len(), 300);
+        assert_eq!(meta.last_log_id, Some(log_id(1, 300)));
+        assert_eq!(data, codec::encode(&image).unwrap());
+        assert_eq!(decode_image(&meta, &data).unwrap(), image);
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok::<_, StoreError>(image.revision)
         })
         .await?;
+        snapshot::release_freed_memory();
         let _ = self.feed.send(Applied::Reset { revision });
         Ok(())
     }

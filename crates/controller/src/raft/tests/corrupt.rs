@@ -2,6 +2,7 @@
 
 use std::io;
 
+use openraft::RaftSnapshotBuilder;
 use openraft::entry::RaftEntry;
 use openraft::storage::RaftLogReader;
 use openraft::storage::RaftLogStorage;
@@ -140,6 +141,15 @@ async fn garbage_object_fails_reads_and_applies_without_panic() {
     assert_invalid_data(&err, "objects");
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(1, 1)));
+    // A snapshot build meets it too: the record's own error, and no snapshot file.
+    let err = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap_err();
+    assert_invalid_data(&err, "objects");
+    assert!(!dir.path().join("snapshot.bin").exists());
 }
 
 #[tokio::test]
