@@ -121,7 +121,7 @@ impl LogFlusher {
             let flusher = Arc::clone(self);
             let db = Arc::clone(db);
             // Detached: the task reports through the callbacks, and stops by itself.
-            drop(tokio::task::spawn_blocking(move || flusher.run(&db)));
+            drop(tokio::task::spawn_blocking(move || flusher.run(db)));
         }
     }
 
@@ -177,17 +177,16 @@ impl LogFlusher {
         }
     }
 
-    /// Writes and commits durably, and calls back, until nothing waits.
-    fn run(&self, db: &Database) {
+    /// Writes and commits durably, and calls back, until nothing waits. Lets go of the
+    /// database before the last callbacks run, so that whoever waits for them can close
+    /// it.
+    fn run(&self, db: Arc<Database>) {
         loop {
-            // The write lock first, then the queue: see the module doc.
-            let txn = db::begin_durable(db);
+            // The write lock first, then the queue: see the module doc. Only this task
+            // empties `waiting`, and it was not empty when the task started or looped.
+            let txn = db::begin_durable(&db);
             let (batch, entries) = {
                 let mut state = self.lock();
-                if state.waiting.is_empty() {
-                    state.running = false;
-                    return;
-                }
                 let entries: Vec<(u64, Entry)> = state.entries.values().cloned().collect();
                 (mem::take(&mut state.waiting), entries)
             };
@@ -199,8 +198,8 @@ impl LogFlusher {
                 Ok(txn) if entries.is_empty() => txn.abort().map_err(StoreError::Abort),
                 txn => txn.and_then(|txn| write_entries(txn, &entries)),
             };
+            let mut state = self.lock();
             if result.is_ok() {
-                let mut state = self.lock();
                 for (append, entry) in &entries {
                     // An entry appended again at the same index since the copy stays.
                     if state
@@ -212,6 +211,15 @@ impl LogFlusher {
                     }
                 }
             }
+            if state.waiting.is_empty() {
+                // Done. The callbacks run under the lock, so a task started by the next
+                // append cannot call its own before these.
+                state.running = false;
+                drop(db);
+                complete(batch, &result);
+                return;
+            }
+            drop(state);
             complete(batch, &result);
         }
     }
