@@ -10,6 +10,7 @@
 //! Cluster::subscribe ─► feed ─► WatchHub::record ─┬─► History (ring: revisions, bytes)
 //!                                                 └─► broadcast (per-watcher buffer)
 //! watch(from) ─► lock: replay = history after `from`, subscribe ─► WatchStream::next
+//!     each change of the watched kind decoded for the watcher ─► filter ─► event
 //!     from older than the history ─► TooOld { oldest }
 //!     watcher overflows its buffer, or the state is reset ─► TooOld, end of stream
 //! ```
@@ -33,14 +34,13 @@ use tracing::error;
 use super::access::Scope;
 use super::cluster::{Applied, Change};
 use super::codec;
-use crate::raft::StoredObject;
 
 /// Limits of the history and of each watcher.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchOptions {
     /// Most revisions kept in the history.
     pub history_revisions: usize,
-    /// Most bytes of stored objects (old and new) kept in the history.
+    /// Most bytes of stored keys and values (old and new) kept in the history.
     pub history_bytes: usize,
     /// Revisions a watcher may fall behind the newest before it gets `TooOld`.
     pub watcher_buffer: usize,
@@ -51,11 +51,11 @@ pub struct WatchOptions {
 impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
-            // Sized for edge boxes: each revision is held decoded (old and new object),
-            // larger than the stored bytes this limit counts; 10,000 revisions and 64 MiB
-            // could keep tens of MB on every controller. 2,000 revisions still cover
-            // minutes of an agent's reconnect at the write rates of a small cluster; older
-            // is `TooOld`, and the watcher lists again.
+            // Sized for edge boxes: each revision is held as stored (keys, old and new
+            // values), which this limit counts; 10,000 revisions and 64 MiB could keep tens
+            // of MB on every controller. 2,000 revisions still cover minutes of an agent's
+            // reconnect at the write rates of a small cluster; older is `TooOld`, and the
+            // watcher lists again.
             history_revisions: 2_000,
             history_bytes: 4 * 1024 * 1024,
             watcher_buffer: 1024,
@@ -64,12 +64,52 @@ impl Default for WatchOptions {
     }
 }
 
-/// One key's change, decoded; both objects carry the change's revision as their
-/// `resourceVersion` (a Deleted event shows the revision of the delete).
+/// One key's change, as stored: the values stay encoded (and a Secret's sealed) in the
+/// history, and are decoded for each watcher the kind concerns. Decoded, an object takes
+/// several times its stored size (two `Option<Object>` alone are 3.9 KB): 2,000 revisions
+/// held about 9 MB that way, about 1 MB like this.
 #[derive(Debug)]
 pub struct ObjectChange {
-    pub old: Option<Object>,
-    pub new: Option<Object>,
+    pub key: crate::raft::ObjectKey,
+    pub old: Option<Vec<u8>>,
+    pub new: Option<Vec<u8>>,
+}
+
+impl ObjectChange {
+    /// The change of `old` into `new`, encoded as the store holds them. At least one of
+    /// them is given, and both are the same object.
+    #[cfg(test)]
+    pub fn of(old: Option<&Object>, new: Option<&Object>) -> Self {
+        let any = old.or(new).expect("a change of something");
+        let key = codec::store_key(&proto::api::ObjectKey::of(any));
+        let encode = |o: Option<&Object>| o.map(|o| codec::encode(o).expect("encodes"));
+        Self {
+            key,
+            old: encode(old),
+            new: encode(new),
+        }
+    }
+
+    /// Bytes held, for the history's byte limit.
+    fn size(&self) -> usize {
+        self.key.kind.len()
+            + self.key.namespace.len()
+            + self.key.name.len()
+            + self.old.as_ref().map_or(0, Vec::len)
+            + self.new.as_ref().map_or(0, Vec::len)
+    }
+
+    /// One side, decoded at `revision`; `None` if absent or undecodable (logged by key:
+    /// the state machine stores only what this API encoded).
+    fn decode(&self, value: Option<&Vec<u8>>, revision: u64) -> Option<Object> {
+        match codec::decode_at(&self.key, value?, revision) {
+            Ok(object) => Some(object),
+            Err(err) => {
+                error!(%err, "a watch skips an undecodable object");
+                None
+            }
+        }
+    }
 }
 
 /// Every change of one revision.
@@ -77,7 +117,7 @@ pub struct ObjectChange {
 pub struct RevisionChanges {
     pub revision: u64,
     pub changes: Vec<ObjectChange>,
-    /// Bytes of stored values, for the history's byte limit.
+    /// Bytes of stored keys and values, for the history's byte limit.
     pub bytes: usize,
 }
 
@@ -215,7 +255,7 @@ impl WatchHub {
             }
             Applied::Changes { revision, changes } => {
                 // Decode outside the lock: watchers opening meanwhile are not held up.
-                let changes = Arc::new(decode(revision, changes));
+                let changes = Arc::new(keep(revision, changes));
                 let mut state = self.lock();
                 if revision > state.history.latest() {
                     state.history.push(Arc::clone(&changes));
@@ -280,33 +320,22 @@ impl WatchHub {
     }
 }
 
-/// Decodes the stored values of one revision's changes. A value that does not decode is
-/// left out (and logged by key): the state machine stores only what this API encoded.
-fn decode(revision: u64, changes: Vec<Change>) -> RevisionChanges {
-    let mut decoded = Vec::with_capacity(changes.len());
-    let mut bytes = 0;
-    // Join tokens and name reservations (`crate::join`) share the store but are no API
-    // objects: watches never see them.
-    for change in changes.into_iter().filter(|c| !codec::is_reserved(&c.key)) {
-        let side = |stored: &Option<StoredObject>| {
-            let stored = stored.as_ref()?;
-            match codec::decode_at(&change.key, &stored.value, revision) {
-                Ok(object) => Some(object),
-                Err(err) => {
-                    error!(%err, "watch history skips an undecodable object");
-                    None
-                }
-            }
-        };
-        bytes += change.old.as_ref().map_or(0, |s| s.value.len());
-        bytes += change.new.as_ref().map_or(0, |s| s.value.len());
-        let (old, new) = (side(&change.old), side(&change.new));
-        decoded.push(ObjectChange { old, new });
-    }
+/// One revision's changes as the history keeps them. Join tokens and name reservations
+/// (`crate::join`) share the store but are no API objects: watches never see them.
+fn keep(revision: u64, changes: Vec<Change>) -> RevisionChanges {
+    let changes: Vec<ObjectChange> = changes
+        .into_iter()
+        .filter(|c| !codec::is_reserved(&c.key))
+        .map(|c| ObjectChange {
+            key: c.key,
+            old: c.old.map(|stored| stored.value),
+            new: c.new.map(|stored| stored.value),
+        })
+        .collect();
     RevisionChanges {
         revision,
-        changes: decoded,
-        bytes,
+        bytes: changes.iter().map(ObjectChange::size).sum(),
+        changes,
     }
 }
 
@@ -337,22 +366,29 @@ impl WatchFilter {
     /// The event this change is for the watcher: an object entering its view is Added,
     /// one leaving it (deleted, or no longer matching) is Deleted.
     pub fn event(&self, change: &ObjectChange, revision: u64) -> Option<WatchEvent> {
-        let old = change.old.as_ref().filter(|o| self.matches(o));
-        let new = change.new.as_ref().filter(|o| self.matches(o));
+        if change.key.kind != self.kind.name() {
+            return None;
+        }
+        let old = change
+            .decode(change.old.as_ref(), revision)
+            .filter(|o| self.matches(o));
+        let new = change.decode(change.new.as_ref(), revision);
+        let new_matches = new.as_ref().is_some_and(|o| self.matches(o));
         let event = match (old, new) {
-            (None, None) => return None,
-            (None, Some(new)) => WatchEvent::Added {
-                object: Box::new(new.clone()),
+            (None, Some(new)) if new_matches => WatchEvent::Added {
+                object: Box::new(new),
                 revision,
             },
-            (Some(_), Some(new)) => WatchEvent::Modified {
-                object: Box::new(new.clone()),
+            (Some(_), Some(new)) if new_matches => WatchEvent::Modified {
+                object: Box::new(new),
                 revision,
             },
-            (Some(old), None) => WatchEvent::Deleted {
-                object: Box::new(change.new.clone().unwrap_or_else(|| old.clone())),
+            // Leaving the view: shown as it is now, or as it was if deleted.
+            (Some(old), new) => WatchEvent::Deleted {
+                object: Box::new(new.unwrap_or(old)),
                 revision,
             },
+            (None, _) => return None,
         };
         Some(event)
     }

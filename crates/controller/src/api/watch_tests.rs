@@ -126,18 +126,12 @@ fn filter_turns_label_changes_into_added_and_deleted() {
     let filter = all_config_maps(Some("app=web"));
     let web = config_map("c", "web", "1");
     let db = config_map("c", "db", "1");
-    let entering = ObjectChange {
-        old: Some(db.clone()),
-        new: Some(web.clone()),
-    };
+    let entering = ObjectChange::of(Some(&db), Some(&web));
     assert!(matches!(
         filter.event(&entering, 2),
         Some(WatchEvent::Added { .. })
     ));
-    let leaving = ObjectChange {
-        old: Some(web.clone()),
-        new: Some(db.clone()),
-    };
+    let leaving = ObjectChange::of(Some(&web), Some(&db));
     let Some(WatchEvent::Deleted { object, .. }) = filter.event(&leaving, 3) else {
         panic!("deleted")
     };
@@ -146,10 +140,7 @@ fn filter_turns_label_changes_into_added_and_deleted() {
         "db",
         "the object as it is now"
     );
-    let elsewhere = ObjectChange {
-        old: Some(db.clone()),
-        new: Some(db),
-    };
+    let elsewhere = ObjectChange::of(Some(&db), Some(&db));
     assert_eq!(filter.event(&elsewhere, 4), None);
     let mut other_namespace = web.clone();
     other_namespace.metadata_mut().namespace = Some("edge".into());
@@ -157,10 +148,7 @@ fn filter_turns_label_changes_into_added_and_deleted() {
         namespace: Some("default".into()),
         ..all_config_maps(None)
     };
-    let moved = ObjectChange {
-        old: None,
-        new: Some(other_namespace),
-    };
+    let moved = ObjectChange::of(None, Some(&other_namespace));
     assert_eq!(namespaced.event(&moved, 5), None);
 }
 
@@ -269,4 +257,23 @@ async fn bookmarks_carry_the_last_revision_seen_even_when_filtered_out() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+#[test]
+fn an_undecodable_value_or_another_kind_gives_no_event() {
+    let filter = all_config_maps(None);
+    let web = config_map("c", "web", "1");
+    let mut garbage = ObjectChange::of(None, Some(&web));
+    garbage.new = Some(vec![0xff, 0x00, 0x13]);
+    assert_eq!(filter.event(&garbage, 2), None);
+    let mut truncated = ObjectChange::of(Some(&web), Some(&web));
+    truncated.new.as_mut().unwrap().truncate(3);
+    // The old side still matches: the watcher sees the object leave, as it was.
+    assert!(matches!(
+        filter.event(&truncated, 3),
+        Some(WatchEvent::Deleted { .. })
+    ));
+    let mut other_kind = ObjectChange::of(None, Some(&web));
+    other_kind.key.kind = "Secret".into();
+    assert_eq!(filter.event(&other_kind, 4), None);
 }
